@@ -1,0 +1,7 @@
+"""vid2act: robot control as video generation (plan a video, read actions off it, execute them)."""
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("vid2act")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"

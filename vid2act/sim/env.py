@@ -1,0 +1,111 @@
+"""A task in its world, built from a scene: make scenes, step actions, record rollouts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from vid2act.sim.tasks import SPLITS, TASKS, check_seed, get_task
+from vid2act.sim.world import ACTION_SPACE, FRAME_INTERVAL, TIMESTEP, Camera, ObjectSpec, World
+
+SCENE_FORMAT = "vid2act.scene/1"
+SPLIT_IDS = {split: i for i, split in enumerate(SPLITS)}
+EE_START_LOW = np.array([0.40, -0.12, 0.18])
+EE_START_HIGH = np.array([0.55, 0.12, 0.28])
+
+
+def make_scene(task_name: str, seed: int, split: str = "test", image_size=(48, 64)) -> dict:
+    """The start state for (task, split, seed) as the scene.json document. Same inputs, same document."""
+    task = get_task(task_name)
+    check_seed(split, seed)
+    rng = np.random.default_rng([list(TASKS).index(task_name), SPLIT_IDS[split], seed])
+    combinations = task.split_combinations(split)
+    combination = combinations[int(rng.integers(len(combinations)))]
+    placement, goal = task.layout(rng, combination)
+    template = task.templates[int(rng.integers(len(task.templates)))]
+    ee_start = rng.uniform(EE_START_LOW, EE_START_HIGH)
+
+    world = World(image_size)
+    try:
+        for spec, xy in placement:
+            body = world.add_object(spec)
+            yaw = rng.uniform(-0.3, 0.3) if spec.shape == "block" else 0.0
+            world.client.resetBasePositionAndOrientation(body, (*xy, spec.rest_height),
+                                                         world.client.getQuaternionFromEuler((0, 0, yaw)))
+        world.robot.place_at(ee_start)
+        state = world.get_state()
+    finally:
+        world.close()
+    return {
+        "format": SCENE_FORMAT,
+        "task": task_name,
+        "split": split,
+        "seed": seed,
+        "instruction": template.format(**goal),
+        "goal": goal,
+        "combination": list(combination),
+        "image_size": list(image_size),
+        "camera": world.camera.to_json(),
+        "physics": {"timestep": TIMESTEP, "frame_interval": FRAME_INTERVAL},
+        "action_space": ACTION_SPACE,
+        "state": state,
+    }
+
+
+@dataclass
+class Rollout:
+    """What a run of actions produced: T+1 frames for T actions."""
+    rgb: np.ndarray  # uint8 [T+1, H, W, 3]
+    depth: np.ndarray  # float32 [T+1, H, W], metres
+    actions: np.ndarray  # float32 [T, A]
+    ee_pose: np.ndarray  # float32 [T+1, 7], grasp point position and quaternion
+    gripper_width: np.ndarray  # float32 [T+1], metres between the fingers
+    success: bool
+    distances: dict
+
+
+class Env:
+    """The world of one scene, restored exactly from its scene document."""
+
+    def __init__(self, scene: dict):
+        self.scene = scene
+        self.task = get_task(scene["task"])
+        self.goal = scene["goal"]
+        self.world = World(tuple(scene["image_size"]), Camera.from_json(scene["camera"]))
+        for obj in scene["state"]["objects"]:
+            self.world.add_object(ObjectSpec(obj["shape"], obj["color"]))
+        self.world.set_state(scene["state"])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.world.close()
+
+    def is_success(self) -> bool:
+        return self.task.is_success(self.world, self.goal)
+
+    def run(self, actions: Iterable[np.ndarray], max_steps: int | None = None) -> Rollout:
+        """Execute `actions` one frame interval each, rendering after every one. `actions` may be a
+        generator that reads the world between actions (the oracle is one)."""
+        frames = [self.world.render()]
+        poses = [self.world.robot.ee_pose()]
+        widths = [self.world.robot.finger_width()]
+        done = []
+        for action in actions:
+            if max_steps is not None and len(done) >= max_steps:
+                break
+            self.world.step(action)
+            done.append(np.asarray(action, dtype=np.float32))
+            frames.append(self.world.render())
+            poses.append(self.world.robot.ee_pose())
+            widths.append(self.world.robot.finger_width())
+        return Rollout(
+            rgb=np.stack([f[0] for f in frames]), depth=np.stack([f[1] for f in frames]),
+            actions=np.stack(done) if done else np.zeros((0, len(ACTION_SPACE["names"])), np.float32),
+            ee_pose=np.asarray(poses, np.float32), gripper_width=np.asarray(widths, np.float32),
+            success=self.is_success(), distances=self.task.distances(self.world, self.goal))
+
+    def run_oracle(self) -> Rollout:
+        return self.run(self.task.oracle(self.world, self.goal), max_steps=self.task.max_steps)
