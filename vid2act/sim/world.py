@@ -11,7 +11,8 @@ from pybullet_utils import bullet_client
 from vid2act.sim.robot import Panda
 
 TIMESTEP = 1.0 / 240.0
-FRAME_INTERVAL = 12  # physics steps per action and per frame: 20 frames per simulated second
+FRAME_INTERVAL = 12  # physics steps per action and per frame
+FPS = 1.0 / (TIMESTEP * FRAME_INTERVAL)  # 20 frames per simulated second
 DEFAULT_IMAGE_SIZE = (48, 64)  # (height, width)
 MAX_STEP = 0.03  # metres the end-effector target may move along each axis per action
 WORKSPACE_LOW = np.array([0.25, -0.35, 0.005])

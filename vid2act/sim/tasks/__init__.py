@@ -34,6 +34,14 @@ def check_seed(split: str, seed: int) -> None:
         raise UsageError(f"seed {seed} is outside the {split} split's seed range [{first}, {last}]{hint}")
 
 
+def combination_name(combination) -> str:
+    """("red", "block", "blue") -> "red block -> blue pad"; a lone colour is a pad."""
+    objects = [" ".join(combination[i:i + 2]) for i in range(0, len(combination), 2)]
+    if len(objects[-1].split()) == 1:
+        objects[-1] += " pad"
+    return " -> ".join(objects)
+
+
 def suite_json() -> list[dict]:
     """The whole suite as `vid2act tasks --json` prints it."""
     seeds = {split: list(bounds) for split, bounds in SEED_RANGES.items()}

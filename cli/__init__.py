@@ -1,0 +1,1 @@
+"""The `vid2act` command line: thin Typer commands over the vid2act library."""

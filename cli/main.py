@@ -1,0 +1,67 @@
+"""The `vid2act` application: registers every command and is the console script's entry point."""
+from __future__ import annotations
+
+import os
+import sys
+import typer
+
+from vid2act.cli import collect, execute, oracle, scene, tasks
+
+app = typer.Typer(
+    name="vid2act",
+    help="Robot control as video generation: scenes, demonstrations, plans, actions, rollouts.\n\n"
+         "Every stage reads and writes files, so stages chain in shell scripts. Results go to stdout "
+         "(paths or JSON), progress and messages to stderr. Exit codes: 0 ok, 1 runtime error, 2 bad usage.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from vid2act import __version__
+        typer.echo(f"vid2act {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Robot control as video generation."""
+
+
+app.command("tasks")(tasks.tasks)
+app.command("scene")(scene.scene)
+app.command("oracle")(oracle.oracle)
+app.command("execute")(execute.execute)
+app.command("collect")(collect.collect)
+
+
+def _import_quietly(module: str) -> None:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        __import__(module)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def main() -> None:
+    # C libraries (PyBullet) chatter on file descriptor 1. Keep the real stdout for machine output alone, so
+    # `vid2act ... | jq` always reads clean JSON; the chatter goes to stderr with VID2ACT_DEBUG=1, else nowhere.
+    sys.stdout.flush()
+    machine_stdout = os.dup(1)
+    chatter = os.dup(2) if os.environ.get("VID2ACT_DEBUG") == "1" else os.open(os.devnull, os.O_WRONLY)
+    os.dup2(chatter, 1)
+    os.close(chatter)
+    sys.stdout = os.fdopen(machine_stdout, "w")
+    if os.environ.get("VID2ACT_DEBUG") != "1":
+        _import_quietly("pybullet")  # it greets stderr with its build time
+    app()

@@ -1,0 +1,1 @@
+"""Demonstration datasets: the on-disk format, its reader, and parallel, resumable collection."""

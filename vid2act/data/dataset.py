@@ -1,0 +1,78 @@
+"""The dataset format: meta/info.json, meta/stats.json, episodes/NNNNNN.npz, optional previews/NNNNNN.mp4."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vid2act.errors import Vid2ActError
+from vid2act.files import check_format, load_json, write_json, write_npz
+
+DATASET_FORMAT = "vid2act.dataset/1"
+EPISODE_KEYS = ("rgb", "depth", "actions", "ee_pose", "gripper_width", "instruction", "task", "split", "seed",
+                "attempt", "scene")
+
+
+def episode_path(root: Path, index: int) -> Path:
+    return Path(root) / "episodes" / f"{index:06d}.npz"
+
+
+def write_episode(path: Path, episode: dict) -> None:
+    """Strings go in as 0-d unicode arrays so that the file loads with allow_pickle=False."""
+    arrays = {key: np.asarray(value) for key, value in episode.items()}
+    arrays["depth"] = arrays["depth"].astype(np.float16)
+    write_npz(path, arrays)
+
+
+def read_episode(path: Path, keys=EPISODE_KEYS) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in keys if k not in data.files]
+            if missing:
+                raise Vid2ActError(f"episode {path} lacks {', '.join(missing)}")
+            return {key: data[key] if data[key].ndim else data[key].item() for key in keys}
+    except (OSError, ValueError, EOFError) as e:
+        raise Vid2ActError(f"episode {path} is unreadable ({e.__class__.__name__}: {e})") from None
+
+
+def action_stats(actions: list[np.ndarray], names: list[str]) -> dict:
+    stacked = np.concatenate(actions).astype(np.float64)
+    lengths = [len(a) for a in actions]
+    return {
+        "actions": {"names": names, "mean": stacked.mean(0).tolist(), "std": stacked.std(0).tolist(),
+                    "min": stacked.min(0).tolist(), "max": stacked.max(0).tolist(), "count": len(stacked)},
+        "episode_length": {"mean": float(np.mean(lengths)), "min": min(lengths), "max": max(lengths)},
+        "episodes": len(actions),
+        "frames": int(sum(lengths) + len(lengths)),
+    }
+
+
+class Dataset:
+    """A collected dataset on disk."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        info_path = self.root / "meta" / "info.json"
+        if not info_path.exists():
+            raise Vid2ActError(f"{self.root} is not a vid2act dataset (no meta/info.json; make one with "
+                               "`vid2act collect`)")
+        self.info = load_json(info_path, "dataset info")
+        check_format(self.info, DATASET_FORMAT, info_path)
+        if not self.info.get("complete"):
+            raise Vid2ActError(f"dataset {self.root} is incomplete; rerun the `vid2act collect` command that "
+                               "made it to finish it")
+        self.stats = json.loads((self.root / "meta" / "stats.json").read_text())
+        self.paths = [episode_path(self.root, i) for i in range(self.info["counts"]["episodes"])]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def episode(self, index: int, keys=EPISODE_KEYS) -> dict:
+        return read_episode(self.paths[index], keys)
+
+
+def write_meta(root: Path, info: dict, stats: dict | None = None) -> None:
+    if stats is not None:
+        write_json(Path(root) / "meta" / "stats.json", stats)
+    write_json(Path(root) / "meta" / "info.json", info)

@@ -1,0 +1,251 @@
+"""The files that chain the stages: scene, actions, result, frames. One place reads, validates and writes
+each format; every write is atomic (a temporary file or folder, then a rename)."""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from vid2act.errors import UsageError, Vid2ActError
+from vid2act.sim.env import SCENE_FORMAT
+from vid2act.sim.tasks import TASKS
+from vid2act.sim.world import ACTION_SPACE, image_size_ok
+
+ACTIONS_FORMAT = "vid2act.actions/1"
+RESULT_FORMAT = "vid2act.result/1"
+STDIO = "-"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+# --- atomic writes ----------------------------------------------------------------------------------
+def check_can_write(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists; pass --force to replace it, or choose another --out")
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; outputs get the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps(document: dict) -> str:
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: Path, document: dict) -> None:
+    write_bytes(path, dumps(document).encode())
+
+
+def write_npz(path: Path, arrays: dict) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_bytes(path, buffer.getvalue())
+
+
+@contextmanager
+def output_dir(path: Path, force: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; on success it replaces `path` in one rename, on
+    failure it disappears, so a reader never sees a half-written output."""
+    path = Path(path)
+    check_can_write(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- reading helpers ---------------------------------------------------------------------------------
+def load_json(path: Path, what: str) -> dict:
+    try:
+        text = sys.stdin.read() if str(path) == STDIO else Path(path).read_text()
+    except FileNotFoundError:
+        raise Vid2ActError(f"{what} {path} does not exist") from None
+    except (IsADirectoryError, UnicodeDecodeError) as e:
+        raise Vid2ActError(f"{what} {path} is not a JSON file ({e.__class__.__name__})") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise Vid2ActError(f"{what} {path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+    if not isinstance(document, dict):
+        raise Vid2ActError(f"{what} {path} must hold a JSON object")
+    return document
+
+
+def check_format(document: dict, expected: str, where) -> None:
+    found = document.get("format")
+    if found != expected:
+        raise Vid2ActError(f"{where} has format {found!r}; this vid2act reads {expected!r} "
+                           "(was it written by another tool or version?)")
+
+
+def require(document: dict, key: str, kind, where) -> object:
+    if key not in document:
+        raise Vid2ActError(f"{where} lacks the field {key!r}")
+    if not isinstance(document[key], kind):
+        raise Vid2ActError(f"{where}: field {key!r} has the wrong type ({type(document[key]).__name__})")
+    return document[key]
+
+
+# --- scene ---------------------------------------------------------------------------------------------
+def write_scene(folder: Path, scene: dict, rgb: np.ndarray, depth: np.ndarray) -> None:
+    import imageio.v3 as iio
+    write_json(folder / "scene.json", scene)
+    write_bytes(folder / "start.png", iio.imwrite("<bytes>", rgb, extension=".png"))
+    buffer = io.BytesIO()
+    np.save(buffer, depth.astype(np.float32), allow_pickle=False)
+    write_bytes(folder / "start_depth.npy", buffer.getvalue())
+
+
+def read_scene(folder: Path) -> dict:
+    """The scene document of a scene folder, checked well enough that the world can be rebuilt from it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise Vid2ActError(f"scene folder {folder} does not exist (make one with `vid2act scene`)")
+    path = folder / "scene.json"
+    if not path.exists():
+        raise Vid2ActError(f"{folder} has no scene.json (make a scene with `vid2act scene`)")
+    scene = load_json(path, "scene file")
+    check_format(scene, SCENE_FORMAT, path)
+    try:
+        _check_scene(scene, path)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise Vid2ActError(f"{path} is malformed ({e.__class__.__name__}: {e})") from None
+    return scene
+
+
+def _check_scene(scene: dict, where: Path) -> None:
+    task = require(scene, "task", str, where)
+    if task not in TASKS:
+        raise Vid2ActError(f"{where} names the unknown task {task!r}")
+    for key, kind in (("seed", int), ("instruction", str), ("goal", dict), ("image_size", list),
+                      ("camera", dict), ("state", dict), ("action_space", dict)):
+        require(scene, key, kind, where)
+    height, width = scene["image_size"]
+    if not image_size_ok(height, width):
+        raise Vid2ActError(f"{where}: image size {height}x{width} is not a multiple of 16")
+    check_action_space(scene["action_space"], where)
+    state = scene["state"]
+    names = set()
+    for obj in require(state, "objects", list, where):
+        names.add(obj["name"])
+        for key in ("position", "orientation", "linear_velocity", "angular_velocity"):
+            _finite_vector(obj[key], 4 if key == "orientation" else 3, f"{where}: {obj['name']} {key}")
+    for name in scene["goal"].values():
+        if name not in names:
+            raise Vid2ActError(f"{where}: the goal names {name!r}, which is not among the scene's objects")
+    robot = require(state, "robot", dict, where)
+    for key, size in (("joint_positions", 9), ("joint_velocities", 9), ("ee_target", 3)):
+        _finite_vector(robot[key], size, f"{where}: robot {key}")
+
+
+def _finite_vector(values, size: int, where: str) -> None:
+    if not isinstance(values, list) or len(values) != size or not all(
+            isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        raise Vid2ActError(f"{where} must be {size} finite numbers")
+
+
+# --- actions ---------------------------------------------------------------------------------------
+def check_action_space(space: dict, where) -> None:
+    """Refuse an action space that is not the one the simulator executes."""
+    for key in ("names", "low", "high", "frame_interval"):
+        if space.get(key) != ACTION_SPACE[key]:
+            raise Vid2ActError(f"{where}: action space {key} {space.get(key)!r} does not match the simulator's "
+                               f"{ACTION_SPACE[key]!r}")
+
+
+def actions_document(actions: np.ndarray, source: dict) -> dict:
+    return {"format": ACTIONS_FORMAT, "action_space": ACTION_SPACE, "source": source,
+            "actions": [[float(v) for v in row] for row in actions]}
+
+
+def write_actions(path, actions: np.ndarray, source: dict, force: bool = False) -> None:
+    """Write an actions file, or the JSON to stdout when `path` is "-"."""
+    document = actions_document(actions, source)
+    if str(path) == STDIO:
+        sys.stdout.write(dumps(document))
+        sys.stdout.flush()
+    else:
+        check_can_write(Path(path), force)
+        write_json(Path(path), document)
+
+
+def read_actions(path) -> tuple[np.ndarray, dict]:
+    """Actions [N, A] as float32 and the whole document. Out-of-bounds values are an error: vid2act never
+    clips an action silently."""
+    document = load_json(path, "actions file")
+    check_format(document, ACTIONS_FORMAT, path)
+    check_action_space(require(document, "action_space", dict, path), path)
+    rows = require(document, "actions", list, path)
+    if not rows:
+        raise Vid2ActError(f"{path} holds no actions")
+    names, low, high = ACTION_SPACE["names"], ACTION_SPACE["low"], ACTION_SPACE["high"]
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != len(names):
+            size = len(row) if isinstance(row, list) else type(row).__name__
+            raise Vid2ActError(f"{path}: action {i} has {size} values; expected {len(names)} ({', '.join(names)})")
+        for name, value, lo, hi in zip(names, row, low, high):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise Vid2ActError(f"{path}: action {i} {name} is {value!r}, not a number")
+            if not math.isfinite(value):
+                raise Vid2ActError(f"{path}: action {i} {name} is {value}; actions must be finite")
+            if not lo <= value <= hi:
+                raise Vid2ActError(f"{path}: action {i} {name} = {value} is outside its bounds [{lo}, {hi}] "
+                                   "(vid2act does not clip actions; scale or clip them yourself)")
+    return np.asarray(rows, dtype=np.float32), document
+
+
+# --- rollouts and frames -----------------------------------------------------------------------------
+def result_document(scene: dict, rollout, actions_source, scene_dir) -> dict:
+    return {"format": RESULT_FORMAT, "success": bool(rollout.success), "task": scene["task"],
+            "split": scene.get("split"), "seed": scene["seed"], "instruction": scene["instruction"],
+            "steps": len(rollout.actions), "metrics": rollout.distances, "scene": str(scene_dir),
+            "actions_source": actions_source}
+
+
+def write_frames(folder: Path, rgb: np.ndarray, depth: np.ndarray | None) -> None:
+    """frames.npz: rgb uint8 [T, H, W, 3] and, when known, depth float16 [T, H, W] in metres. Plans and
+    rollouts share this layout."""
+    arrays = {"rgb": rgb.astype(np.uint8)}
+    if depth is not None:
+        arrays["depth"] = depth.astype(np.float16)
+    write_npz(folder / "frames.npz", arrays)
+
+
+def write_video(path: Path, rgb: np.ndarray, fps: float) -> None:
+    """An H.264 mp4 for eyes (lossy); the exact frames live in the npz beside it."""
+    import imageio.v2 as imageio
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp) / path.name
+        with imageio.get_writer(staging, fps=fps, codec="libx264", quality=8, macro_block_size=16,
+                                ffmpeg_log_level="error", pixelformat="yuv420p") as writer:
+            for frame in rgb:
+                writer.append_data(frame)
+        write_bytes(path, staging.read_bytes())
