@@ -6,6 +6,7 @@ import sys
 import typer
 
 from vid2act.cli import collect, execute, oracle, scene, tasks
+from vid2act.sim import import_pybullet_quietly
 
 app = typer.Typer(
     name="vid2act",
@@ -40,19 +41,6 @@ app.command("execute")(execute.execute)
 app.command("collect")(collect.collect)
 
 
-def _import_quietly(module: str) -> None:
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        __import__(module)
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def main() -> None:
     # C libraries (PyBullet) chatter on file descriptor 1. Keep the real stdout for machine output alone, so
     # `vid2act ... | jq` always reads clean JSON; the chatter goes to stderr with VID2ACT_DEBUG=1, else nowhere.
@@ -62,6 +50,5 @@ def main() -> None:
     os.dup2(chatter, 1)
     os.close(chatter)
     sys.stdout = os.fdopen(machine_stdout, "w")
-    if os.environ.get("VID2ACT_DEBUG") != "1":
-        _import_quietly("pybullet")  # it greets stderr with its build time
+    import_pybullet_quietly()
     app()

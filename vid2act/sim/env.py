@@ -84,7 +84,7 @@ class Env:
         self.world.close()
 
     def is_success(self) -> bool:
-        return self.task.is_success(self.world, self.goal)
+        return bool(self.task.is_success(self.world, self.goal))
 
     def run(self, actions: Iterable[np.ndarray], max_steps: int | None = None) -> Rollout:
         """Execute `actions` one frame interval each, rendering after every one. `actions` may be a
@@ -96,8 +96,10 @@ class Env:
         for action in actions:
             if max_steps is not None and len(done) >= max_steps:
                 break
+            # Step with the float32 value that gets stored, so a replay of the stored actions is exact.
+            action = np.asarray(action, dtype=np.float32)
             self.world.step(action)
-            done.append(np.asarray(action, dtype=np.float32))
+            done.append(action)
             frames.append(self.world.render())
             poses.append(self.world.robot.ee_pose())
             widths.append(self.world.robot.finger_width())

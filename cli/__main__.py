@@ -1,0 +1,3 @@
+from vid2act.cli.main import main
+
+main()

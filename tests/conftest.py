@@ -1,0 +1,40 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+class Run:
+    def __init__(self, completed: subprocess.CompletedProcess):
+        self.code = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+def vid2act(*args, stdin: str | None = None, env=None) -> Run:
+    """Run the real command line in a fresh process, as a user would."""
+    completed = subprocess.run([sys.executable, "-m", "vid2act.cli", *map(str, args)], input=stdin,
+                               capture_output=True, text=True, env=env, timeout=600)
+    return Run(completed)
+
+
+@pytest.fixture(scope="session")
+def scene_dir(tmp_path_factory) -> Path:
+    """A push scene from the test split, made once by the CLI."""
+    out = tmp_path_factory.mktemp("shared") / "scene"
+    run = vid2act("scene", "--task", "push", "--seed", 1_000_001, "--out", out)
+    assert run.code == 0, run.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def oracle_actions(scene_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("shared") / "actions.json"
+    run = vid2act("oracle", scene_dir, "--out", out)
+    assert run.code == 0, run.stderr
+    return out

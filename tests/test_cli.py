@@ -1,0 +1,154 @@
+"""The command line as a user meets it: outputs, stdout/stderr, exit codes and the messages on bad input."""
+import json
+
+import numpy as np
+import imageio.v3 as iio
+import pytest
+
+from conftest import vid2act
+
+
+def assert_clean_error(run, code: int, *fragments: str):
+    assert run.code == code, (run.code, run.stderr)
+    assert "Traceback" not in run.stderr and run.stdout == ""
+    for fragment in fragments:
+        assert fragment in run.stderr, run.stderr
+
+
+def test_version_help_and_no_args():
+    assert vid2act("--version").stdout.startswith("vid2act ")
+    for command in ("scene", "oracle", "execute", "collect", "tasks"):
+        run = vid2act(command, "-h")
+        assert run.code == 0 and "Usage" in run.stdout
+    assert "Usage" in vid2act().stdout + vid2act().stderr
+
+
+def test_tasks_json_lists_the_suite():
+    run = vid2act("tasks", "--json")
+    suite = run.json()
+    assert {f["name"] for f in suite} >= {"reach", "push", "pick_place", "stack"}
+    for family in suite:
+        assert {"name", "templates", "colors", "heldout", "seeds"} <= set(family)
+        assert set(family["seeds"]) >= {"train", "test"}
+
+
+def test_scene_writes_the_three_files(scene_dir):
+    scene = json.loads((scene_dir / "scene.json").read_text())
+    assert scene["format"] == "vid2act.scene/1" and scene["task"] == "push" and scene["seed"] == 1_000_001
+    assert {"instruction", "state", "camera", "image_size", "action_space"} <= set(scene)
+    assert iio.imread(scene_dir / "start.png").shape == (48, 64, 3)
+    assert np.load(scene_dir / "start_depth.npy").shape == (48, 64)
+
+
+def test_scene_start_image_is_identical_across_processes(tmp_path, scene_dir):
+    run = vid2act("scene", "--task", "push", "--seed", 1_000_001, "--out", tmp_path / "again")
+    assert run.stdout.strip() == str(tmp_path / "again")
+    assert (tmp_path / "again" / "start.png").read_bytes() == (scene_dir / "start.png").read_bytes()
+    assert (tmp_path / "again" / "scene.json").read_bytes() == (scene_dir / "scene.json").read_bytes()
+
+
+def test_oracle_then_execute_succeeds(scene_dir, oracle_actions, tmp_path):
+    actions = json.loads(oracle_actions.read_text())
+    assert actions["format"] == "vid2act.actions/1" and actions["action_space"]["frame_interval"] > 0
+    assert len(actions["actions"][0]) == len(actions["action_space"]["names"])
+    run = vid2act("execute", oracle_actions, "--scene", scene_dir, "--out", tmp_path / "rollout")
+    result = run.json()
+    assert run.code == 0 and result["success"] is True and result["steps"] == len(actions["actions"])
+    assert json.loads((tmp_path / "rollout" / "result.json").read_text()) == result
+    frames = np.load(tmp_path / "rollout" / "frames.npz")
+    assert frames["rgb"].shape == (len(actions["actions"]) + 1, 48, 64, 3) and frames["rgb"].dtype == np.uint8
+    assert frames["depth"].shape == frames["rgb"].shape[:3]
+    video = iio.imread(tmp_path / "rollout" / "rollout.mp4", plugin="FFMPEG")
+    assert video.shape == frames["rgb"].shape
+    # The rollout starts from exactly the scene's start image.
+    assert np.array_equal(frames["rgb"][0], iio.imread(scene_dir / "start.png"))
+
+
+def test_stdin_and_stdout_pipes(scene_dir, tmp_path):
+    actions = vid2act("oracle", scene_dir, "--out", "-")
+    assert actions.code == 0 and json.loads(actions.stdout)["format"] == "vid2act.actions/1"
+    run = vid2act("execute", "-", "--scene", scene_dir, "--out", tmp_path / "r", stdin=actions.stdout)
+    assert run.code == 0 and run.json()["success"]
+
+
+# --- bad input: one clear line, the right exit code, nothing written -------------------------------------
+@pytest.mark.parametrize("args,fragment", [
+    (["--task", "fly", "--seed", 1_000_000], "unknown task 'fly'"),
+    (["--task", "push", "--seed", 1_000_000, "--split", "valid"], "unknown split 'valid'"),
+    (["--task", "push", "--seed", 3], "outside the test split's seed range"),
+    (["--task", "push", "--seed", 1_000_000, "--split", "train"], "outside the train split's seed range"),
+])
+def test_scene_bad_usage(tmp_path, args, fragment):
+    assert_clean_error(vid2act("scene", *args, "--out", tmp_path / "s"), 2, fragment)
+    assert not (tmp_path / "s").exists()
+
+
+def test_existing_output_needs_force(scene_dir, oracle_actions, tmp_path):
+    out = tmp_path / "rollout"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert_clean_error(vid2act("execute", oracle_actions, "--scene", scene_dir, "--out", out), 2, "--force")
+    assert (out / "keep.txt").read_text() == "mine"
+    assert_clean_error(vid2act("oracle", scene_dir, "--out", oracle_actions), 2, "already exists")
+    assert vid2act("execute", oracle_actions, "--scene", scene_dir, "--out", out, "--force").code == 0
+    assert not (out / "keep.txt").exists() and (out / "result.json").exists()
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def broken_scene(tmp_path, scene_dir, edit):
+    folder = tmp_path / "scene"
+    folder.mkdir()
+    text = (scene_dir / "scene.json").read_text()
+    (folder / "scene.json").write_text(edit(text))
+    return folder
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda text: text[: len(text) // 2], "not valid JSON"),
+    (lambda text: text.replace("vid2act.scene/1", "vid2act.scene/9"), "vid2act.scene/9"),
+    (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "state"}), "'state'"),
+    (lambda text: text.replace('"task": "push"', '"task": "juggle"'), "unknown task 'juggle'"),
+])
+def test_corrupt_scene_is_refused(tmp_path, scene_dir, oracle_actions, edit, fragment):
+    folder = broken_scene(tmp_path, scene_dir, edit)
+    assert_clean_error(vid2act("execute", oracle_actions, "--scene", folder, "--out", tmp_path / "r"), 1, fragment)
+    assert_clean_error(vid2act("oracle", folder, "--out", tmp_path / "a.json"), 1, fragment)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "a.json").exists()
+
+
+def test_missing_scene_is_refused(tmp_path, oracle_actions):
+    (tmp_path / "empty").mkdir()
+    assert_clean_error(vid2act("oracle", tmp_path / "empty", "--out", tmp_path / "a.json"), 1, "no scene.json")
+    assert_clean_error(vid2act("execute", oracle_actions, "--scene", tmp_path / "nowhere", "--out", tmp_path / "r"),
+                       1, "does not exist")
+
+
+def write_actions(tmp_path, oracle_actions, edit) -> str:
+    document = json.loads(oracle_actions.read_text())
+    edit(document)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(document))  # json.dumps writes NaN and Infinity as Python's json reads them
+    return str(path)
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda d: d["actions"][3].append(0.0), "action 3 has 5 values; expected 4"),
+    (lambda d: d["actions"][2].__setitem__(1, float("nan")), "action 2 dy is nan"),
+    (lambda d: d["actions"][0].__setitem__(0, float("inf")), "action 0 dx is inf"),
+    (lambda d: d["actions"][5].__setitem__(2, 0.5), "action 5 dz = 0.5 is outside its bounds"),
+    (lambda d: d["actions"][1].__setitem__(3, -1), "action 1 gripper = -1 is outside its bounds"),
+    (lambda d: d.__setitem__("actions", []), "holds no actions"),
+    (lambda d: d.__setitem__("format", "lerobot"), "'lerobot'"),
+    (lambda d: d["action_space"].__setitem__("names", ["x", "y", "z"]), "action space names"),
+])
+def test_bad_actions_are_refused(tmp_path, scene_dir, oracle_actions, edit, fragment):
+    path = write_actions(tmp_path, oracle_actions, edit)
+    assert_clean_error(vid2act("execute", path, "--scene", scene_dir, "--out", tmp_path / "r"), 1, fragment)
+    assert not (tmp_path / "r").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    (tmp_path / "empty").mkdir()
+    run = vid2act("oracle", tmp_path / "empty", "--out", tmp_path / "a.json",
+                  env={**__import__("os").environ, "VID2ACT_DEBUG": "1"})
+    assert run.code == 1 and "Traceback" in run.stderr
