@@ -10,7 +10,7 @@ import typer
 from typer.exceptions import TyperException
 from rich.console import Console
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1):
@@ -32,6 +32,9 @@ def handle_errors(command):
             fail(str(e), e.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(1)
         except (typer.Exit, typer.Abort, TyperException):
             raise
         except Exception as e:  # a bug, not a user error: say so, keep it short

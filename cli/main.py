@@ -6,7 +6,6 @@ import sys
 import typer
 
 from vid2act.cli import collect, execute, oracle, scene, tasks
-from vid2act.sim import import_pybullet_quietly
 
 app = typer.Typer(
     name="vid2act",
@@ -50,5 +49,4 @@ def main() -> None:
     os.dup2(chatter, 1)
     os.close(chatter)
     sys.stdout = os.fdopen(machine_stdout, "w")
-    import_pybullet_quietly()
     app()

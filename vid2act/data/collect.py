@@ -18,7 +18,6 @@ from vid2act.data.dataset import (DATASET_FORMAT, action_stats, episode_path, re
                                   write_meta)
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.files import load_json, write_video
-from vid2act.sim import import_pybullet_quietly
 from vid2act.sim.env import Env, make_scene
 from vid2act.sim.tasks import SEED_RANGES, SPLITS, TASKS, get_task, seed_range
 from vid2act.sim.world import ACTION_SPACE, FPS, FRAME_INTERVAL, TIMESTEP, image_size_ok
@@ -131,8 +130,7 @@ def collect(config: CollectConfig, root: Path, workers: int = 1, force: bool = F
             on_episode(_collect_episode(job))
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                 initializer=import_pybullet_quietly) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             for record in pool.map(_collect_episode, jobs, chunksize=1):
                 on_episode(record)
     return finish(config, root)

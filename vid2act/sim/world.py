@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
 import pybullet
 from pybullet_utils import bullet_client
 
+from vid2act.sim import silenced
 from vid2act.sim.robot import Panda
 
 TIMESTEP = 1.0 / 240.0
@@ -86,7 +88,8 @@ class World:
     def __init__(self, image_size=DEFAULT_IMAGE_SIZE, camera: Camera = Camera()):
         self.height, self.width = image_size
         self.camera = camera
-        self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+        with silenced(1):
+            self.client = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
         self.client.setPhysicsEngineParameter(fixedTimeStep=TIMESTEP, numSolverIterations=50,
                                               deterministicOverlappingPairs=1)
         self.client.setGravity(0, 0, -9.81)
