@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pybullet
 import pybullet_data
 
 from vid2act.data.collect import CollectConfig, collect
