@@ -36,7 +36,8 @@ def test_dataset_layout(dataset):
     assert info["format"] == "vid2act.dataset/1" and info["complete"] and info["counts"]["episodes"] == EPISODES
     assert info["image_size"] == [48, 64] and info["action_space"]["names"] == ["dx", "dy", "dz", "gripper"]
     assert set(info["counts"]["per_task"]) == {"reach", "push", "pick_place", "stack"}
-    assert len(stats["actions"]["mean"]) == 4 and stats["episodes"] == EPISODES
+    assert len(stats["actions"]["mean"]) == 4 and len(stats["ee_target"]["std"]) == 3
+    assert stats["episodes"] == EPISODES
     data = Dataset(dataset)
     for i in range(len(data)):
         episode = data.episode(i)
@@ -44,6 +45,8 @@ def test_dataset_layout(dataset):
         assert episode["rgb"].shape == (steps + 1, 48, 64, 3) and episode["rgb"].dtype == np.uint8
         assert episode["depth"].shape == (steps + 1, 48, 64) and episode["depth"].dtype == np.float16
         assert episode["actions"].dtype == np.float32 and episode["ee_pose"].shape == (steps + 1, 7)
+        # The commanded grasp point is the start's plus the sum of the moves so far.
+        assert np.allclose(np.diff(episode["ee_target"], axis=0), episode["actions"][:, :3], atol=1e-6)
         assert episode["instruction"] == json.loads(episode["scene"])["instruction"]
         assert 0 <= episode["seed"] <= 999_999 and episode["split"] == "train"
         assert (dataset / "previews" / f"{i:06d}.mp4").exists()

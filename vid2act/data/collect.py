@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from vid2act import __version__
-from vid2act.data.dataset import (DATASET_FORMAT, action_stats, episode_path, read_episode, write_episode,
+from vid2act.data.dataset import (DATASET_FORMAT, dataset_stats, episode_path, read_episode, write_episode,
                                   write_meta)
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.files import load_json, write_video
@@ -74,7 +74,7 @@ def collect_episode(config: CollectConfig, root: Path, index: int) -> dict:
         write_video(root / "previews" / f"{index:06d}.mp4", rollout.rgb, fps=FPS)
     write_episode(episode_path(root, index), {
         "rgb": rollout.rgb, "depth": rollout.depth, "actions": rollout.actions, "ee_pose": rollout.ee_pose,
-        "gripper_width": rollout.gripper_width, "instruction": scene["instruction"], "task": task,
+        "ee_target": rollout.ee_target,         "gripper_width": rollout.gripper_width, "instruction": scene["instruction"], "task": task,
         "split": config.split, "seed": seed, "scene": json.dumps(scene), "attempt": attempt})
     return {"index": index, "task": task, "seed": seed, "attempt": attempt, "frames": len(rollout.rgb)}
 
@@ -138,13 +138,14 @@ def collect(config: CollectConfig, root: Path, workers: int = 1, force: bool = F
 
 def finish(config: CollectConfig, root: Path) -> dict:
     """Compute statistics over every episode and mark the dataset complete."""
-    actions, per_task, retries = [], {}, 0
+    actions, targets, per_task, retries = [], [], {}, 0
     for index in range(config.episodes):
-        episode = read_episode(episode_path(root, index), ("actions", "task", "attempt"))
+        episode = read_episode(episode_path(root, index), ("actions", "ee_target", "task", "attempt"))
         actions.append(episode["actions"])
+        targets.append(episode["ee_target"])
         per_task[episode["task"]] = per_task.get(episode["task"], 0) + 1
         retries += episode["attempt"]
-    stats = action_stats(actions, ACTION_SPACE["names"])
+    stats = dataset_stats(actions, targets, ACTION_SPACE["names"])
     counts = {"episodes": config.episodes, "frames": stats["frames"], "per_task": per_task,
               "oracle_failures_skipped": retries}
     document = info(config, complete=True, counts=counts)

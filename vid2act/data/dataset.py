@@ -10,7 +10,7 @@ from vid2act.errors import Vid2ActError
 from vid2act.files import check_format, load_json, write_json, write_npz
 
 DATASET_FORMAT = "vid2act.dataset/1"
-EPISODE_KEYS = ("rgb", "depth", "actions", "ee_pose", "gripper_width", "instruction", "task", "split", "seed",
+EPISODE_KEYS = ("rgb", "depth", "actions", "ee_pose", "ee_target", "gripper_width", "instruction", "task", "split", "seed",
                 "attempt", "scene")
 
 
@@ -36,12 +36,18 @@ def read_episode(path: Path, keys=EPISODE_KEYS) -> dict:
         raise Vid2ActError(f"episode {path} is unreadable ({e.__class__.__name__}: {e})") from None
 
 
-def action_stats(actions: list[np.ndarray], names: list[str]) -> dict:
-    stacked = np.concatenate(actions).astype(np.float64)
+def summary(arrays: list[np.ndarray]) -> dict:
+    """Per-dimension mean, std, min and max over the rows of all `arrays`."""
+    stacked = np.concatenate(arrays).astype(np.float64)
+    return {"mean": stacked.mean(0).tolist(), "std": stacked.std(0).tolist(), "min": stacked.min(0).tolist(),
+            "max": stacked.max(0).tolist(), "count": len(stacked)}
+
+
+def dataset_stats(actions: list[np.ndarray], targets: list[np.ndarray], names: list[str]) -> dict:
     lengths = [len(a) for a in actions]
     return {
-        "actions": {"names": names, "mean": stacked.mean(0).tolist(), "std": stacked.std(0).tolist(),
-                    "min": stacked.min(0).tolist(), "max": stacked.max(0).tolist(), "count": len(stacked)},
+        "actions": {"names": names, **summary(actions)},
+        "ee_target": {"names": ["x", "y", "z"], **summary(targets)},
         "episode_length": {"mean": float(np.mean(lengths)), "min": min(lengths), "max": max(lengths)},
         "episodes": len(actions),
         "frames": int(sum(lengths) + len(lengths)),

@@ -60,6 +60,7 @@ class Rollout:
     depth: np.ndarray  # float32 [T+1, H, W], metres
     actions: np.ndarray  # float32 [T, A]
     ee_pose: np.ndarray  # float32 [T+1, 7], grasp point position and quaternion
+    ee_target: np.ndarray  # float64 [T+1, 3], the commanded grasp point the arm is driven towards
     gripper_width: np.ndarray  # float32 [T+1], metres between the fingers
     success: bool
     distances: dict
@@ -91,6 +92,7 @@ class Env:
         generator that reads the world between actions (the oracle is one)."""
         frames = [self.world.render()]
         poses = [self.world.robot.ee_pose()]
+        targets = [self.world.robot.ee_target.copy()]
         widths = [self.world.robot.finger_width()]
         done = []
         for action in actions:
@@ -102,11 +104,12 @@ class Env:
             done.append(action)
             frames.append(self.world.render())
             poses.append(self.world.robot.ee_pose())
+            targets.append(self.world.robot.ee_target.copy())
             widths.append(self.world.robot.finger_width())
         return Rollout(
             rgb=np.stack([f[0] for f in frames]), depth=np.stack([f[1] for f in frames]),
             actions=np.stack(done) if done else np.zeros((0, len(ACTION_SPACE["names"])), np.float32),
-            ee_pose=np.asarray(poses, np.float32), gripper_width=np.asarray(widths, np.float32),
+            ee_pose=np.asarray(poses, np.float32), ee_target=np.asarray(targets), gripper_width=np.asarray(widths, np.float32),
             success=self.is_success(), distances=self.task.distances(self.world, self.goal))
 
     def run_oracle(self) -> Rollout:
