@@ -64,6 +64,23 @@ class Task:
                 "max_steps": self.max_steps}
 
 
+class ObjectOntoPad(Task):
+    """Families whose goal is one object on one pad; the scene adds a spare pad and a spare object."""
+
+    def combinations(self):
+        return object_target_combinations(("pad",))
+
+    def placement_ok(self, placement: Placement) -> bool:
+        return True
+
+    def layout(self, rng, combination):
+        color, shape, target_color = combination
+        obj, target = ObjectSpec(shape, color), ObjectSpec("pad", target_color)
+        others = spare_colors(rng, {color, target_color}, 2)
+        specs = [obj, target, ObjectSpec("pad", others[0]), ObjectSpec(random_shape(rng), others[1])]
+        return place(rng, specs, self.placement_ok), {"object": obj.name, "target": target.name}
+
+
 def object_target_combinations(target_shapes: tuple[str, ...]) -> list[tuple[str, ...]]:
     """(colour, shape, target colour[, target shape]) with the two colours different."""
     combos = []

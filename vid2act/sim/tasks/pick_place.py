@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from vid2act.sim.tasks.base import (Task, object_target_combinations, pick_and_place, place, random_shape,
-                                    resting_on_table, spare_colors, xy_distance)
-from vid2act.sim.world import OBJECT_HALF, PAD_HALF, ObjectSpec
+from vid2act.sim.tasks.base import ObjectOntoPad, pick_and_place, resting_on_table, xy_distance
+from vid2act.sim.world import OBJECT_HALF, PAD_HALF
 
 
-class PickPlace(Task):
+class PickPlace(ObjectOntoPad):
     name = "pick_place"
     description = "pick an object up and put it down on a coloured pad"
     success_criterion = (f"object centre within {PAD_HALF:.2f} m of the pad centre in xy, resting on the table, "
@@ -17,16 +16,6 @@ class PickPlace(Task):
     heldout = (("red", "cylinder", "green"), ("green", "block", "purple"), ("blue", "cylinder", "red"),
                ("yellow", "block", "blue"), ("purple", "cylinder", "orange"), ("orange", "block", "yellow"))
     max_steps = 80
-
-    def combinations(self):
-        return object_target_combinations(("pad",))
-
-    def layout(self, rng, combination):
-        color, shape, target_color = combination
-        obj, target = ObjectSpec(shape, color), ObjectSpec("pad", target_color)
-        others = spare_colors(rng, {color, target_color}, 2)
-        specs = [obj, target, ObjectSpec("pad", others[0]), ObjectSpec(random_shape(rng), others[1])]
-        return place(rng, specs), {"object": obj.name, "target": target.name}
 
     def is_success(self, world, goal):
         position = world.object_position(goal["object"])

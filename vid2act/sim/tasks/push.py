@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vid2act.sim.tasks.base import (CLOSED, ORACLE_STEP, Task, hold, move_to, object_target_combinations, place,
-                                    random_shape, resting_on_table, segment_distance, spare_colors, xy_distance)
-from vid2act.sim.world import OBJECT_HALF, PAD_HALF, WORKSPACE_HIGH, WORKSPACE_LOW, ObjectSpec
+from vid2act.sim.tasks.base import (CLOSED, ORACLE_STEP, ObjectOntoPad, move_to, resting_on_table, segment_distance,
+                                    xy_distance)
+from vid2act.sim.world import OBJECT_HALF, PAD_HALF
 
 PUSH_HEIGHT = 0.02  # grasp point height while pushing: closed fingertips just above the table
 APPROACH_OFFSET = OBJECT_HALF + 0.045  # where the pusher comes down, behind the object's centre
@@ -16,7 +16,7 @@ def unit(v):
     return v / max(np.linalg.norm(v), 1e-9)
 
 
-class Push(Task):
+class Push(ObjectOntoPad):
     name = "push"
     description = "push an object across the table onto a coloured pad (no grasp)"
     success_criterion = (f"object centre within {PAD_HALF:.2f} m of the pad centre in xy, object resting on "
@@ -26,22 +26,12 @@ class Push(Task):
                ("yellow", "cylinder", "purple"), ("purple", "block", "green"), ("orange", "cylinder", "red"))
     max_steps = 100
 
-    def combinations(self):
-        return object_target_combinations(("pad",))
-
-    def layout(self, rng, combination):
-        color, shape, target_color = combination
-        obj, target = ObjectSpec(shape, color), ObjectSpec("pad", target_color)
-        others = spare_colors(rng, {color, target_color}, 2)
-        specs = [obj, target, ObjectSpec("pad", others[0]), ObjectSpec(random_shape(rng), others[1])]
-
-        def clear_path(placement):
-            start, goal = placement[0][1], placement[1][1]
-            pusher = start - unit(goal - start) * APPROACH_OFFSET
-            return (0.1 <= np.linalg.norm(goal - start) <= 0.3 and pusher[0] >= 0.32
-                    and segment_distance(placement[3][1], pusher, goal) >= 2 * OBJECT_HALF + 0.04)
-
-        return place(rng, specs, clear_path), {"object": obj.name, "target": target.name}
+    def placement_ok(self, placement):
+        """The pusher has room behind the object, and the path to the pad clears the spare object."""
+        start, goal = placement[0][1], placement[1][1]
+        pusher = start - unit(goal - start) * APPROACH_OFFSET
+        return (0.1 <= np.linalg.norm(goal - start) <= 0.3 and pusher[0] >= 0.32
+                and segment_distance(placement[3][1], pusher, goal) >= 2 * OBJECT_HALF + 0.04)
 
     def is_success(self, world, goal):
         position = world.object_position(goal["object"])

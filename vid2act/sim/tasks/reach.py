@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import numpy as np
-
 from vid2act.sim.tasks.base import OPEN, Task, hold, move_to, place, random_shape, spare_colors, xy_distance
 from vid2act.sim.world import COLORS, PAD_HALF, ObjectSpec
 
