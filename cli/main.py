@@ -5,7 +5,7 @@ import os
 import sys
 import typer
 
-from vid2act.cli import collect, execute, oracle, scene, tasks
+from vid2act.cli import collect, execute, oracle, scene, tasks, train, translate
 
 app = typer.Typer(
     name="vid2act",
@@ -38,6 +38,8 @@ app.command("scene")(scene.scene)
 app.command("oracle")(oracle.oracle)
 app.command("execute")(execute.execute)
 app.command("collect")(collect.collect)
+app.add_typer(train.app, name="train")
+app.command("translate")(translate.translate)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -249,3 +250,86 @@ def write_video(path: Path, rgb: np.ndarray, fps: float) -> None:
             for frame in rgb:
                 writer.append_data(frame)
         write_bytes(path, staging.read_bytes())
+
+
+# --- frames from anywhere: plans, rollouts, dataset episodes, videos, PNG folders -----------------------------
+VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".avi", ".mov", ".mkv")
+
+
+def read_frames(path) -> tuple[np.ndarray, np.ndarray | None]:
+    """RGB uint8 [T, H, W, 3] and metric depth [T, H, W] when the source has it (frames.npz files do;
+    videos and PNGs do not)."""
+    path = Path(path)
+    if not path.exists():
+        raise Vid2ActError(f"{path} does not exist")
+    if path.is_dir():
+        if (path / "frames.npz").exists():
+            return read_frames(path / "frames.npz")
+        pngs = sorted(path.glob("*.png"))
+        if not pngs:
+            raise Vid2ActError(f"{path} holds neither frames.npz nor PNG frames")
+        return _check_rgb(np.stack(_read_pngs(pngs)) if _same_size(pngs) else None, path), None
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "rgb" not in data.files:
+                    raise Vid2ActError(f"{path} has no 'rgb' array (found {', '.join(data.files) or 'nothing'})")
+                rgb = _check_rgb(data["rgb"], path)
+                depth = data["depth"].astype(np.float32) if "depth" in data.files else None
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+            raise Vid2ActError(f"{path} is not a readable npz ({e.__class__.__name__}: {e})") from None
+        if depth is not None and depth.shape != rgb.shape[:3]:
+            raise Vid2ActError(f"{path}: depth {depth.shape} does not match rgb {rgb.shape[:3]}")
+        return rgb, depth
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        import imageio.v3 as iio
+        try:
+            frames = iio.imread(path, plugin="pillow" if path.suffix.lower() == ".gif" else "FFMPEG")
+        except Exception as e:  # imageio raises many kinds for a truncated or foreign file
+            raise Vid2ActError(f"{path} is not a readable video ({e.__class__.__name__}: "
+                               f"{str(e).strip().splitlines()[0] if str(e).strip() else 'no detail'})") from None
+        if frames.ndim == 4 and frames.shape[-1] == 4:
+            frames = frames[..., :3]
+        return _check_rgb(np.ascontiguousarray(frames), path), None
+    raise Vid2ActError(f"{path}: unknown input; give a plan or rollout folder, a frames or episode .npz, "
+                       f"a video ({', '.join(VIDEO_SUFFIXES)}) or a folder of PNGs")
+
+
+def _read_pngs(paths: list[Path]) -> list[np.ndarray]:
+    import imageio.v3 as iio
+    frames = []
+    for p in paths:
+        try:
+            frame = iio.imread(p)
+        except Exception as e:
+            raise Vid2ActError(f"{p} is not a readable PNG ({e.__class__.__name__})") from None
+        frames.append(frame[..., :3] if frame.ndim == 3 and frame.shape[-1] == 4 else frame)
+    return frames
+
+
+def _same_size(paths: list[Path]) -> bool:
+    shapes = {f.shape for f in _read_pngs(paths[:1] + paths[-1:])}
+    if len(shapes) > 1:
+        raise Vid2ActError(f"the PNG frames in {paths[0].parent} differ in size ({', '.join(map(str, shapes))})")
+    return True
+
+
+def _check_rgb(rgb, where) -> np.ndarray:
+    if rgb.ndim != 4 or rgb.shape[-1] != 3:
+        raise Vid2ActError(f"{where}: frames have shape {rgb.shape}; expected [T, H, W, 3] RGB")
+    if rgb.dtype != np.uint8:
+        raise Vid2ActError(f"{where}: frames are {rgb.dtype}; expected uint8 RGB")
+    if len(rgb) < 2:
+        raise Vid2ActError(f"{where} has {len(rgb)} frame; at least 2 are needed to read an action off")
+    return rgb
+
+
+def resize_frames(rgb: np.ndarray, depth: np.ndarray | None, size: tuple[int, int]):
+    """Area-average RGB and nearest-neighbour depth to (height, width)."""
+    from PIL import Image
+    height, width = size
+    rgb = np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BOX)) for f in rgb])
+    if depth is not None:
+        depth = np.stack([np.asarray(Image.fromarray(d.astype(np.float32)).resize((width, height), Image.NEAREST))
+                          for d in depth])
+    return rgb, depth

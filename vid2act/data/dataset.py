@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ def read_episode(path: Path, keys=EPISODE_KEYS) -> dict:
             if missing:
                 raise Vid2ActError(f"episode {path} lacks {', '.join(missing)}")
             return {key: data[key] if data[key].ndim else data[key].item() for key in keys}
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise Vid2ActError(f"episode {path} is unreadable ({e.__class__.__name__}: {e})") from None
 
 

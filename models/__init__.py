@@ -1,0 +1,1 @@
+"""Shipped checkpoints, installed as vid2act.models; each folder has a README.md model card."""

@@ -1,0 +1,205 @@
+"""The inverse-dynamics model: training outputs, save/load, translate from every source, resume, accelerate,
+and every bad input."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from conftest import vid2act
+
+TINY = ["--width", "8", "--batch-size", "16", "--eval-every", "40", "--checkpoint-every", "10", "--lr", "1e-3"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("idm") / "data"
+    run = vid2act("collect", "--tasks", "all", "--episodes", 6, "--out", out, "--workers", 2)
+    assert run.code == 0, run.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def idm(data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("idm") / "run"
+    run = vid2act("train", "idm", "--data", data, "--out", out, "--steps", 40, *TINY)
+    assert run.code == 0, run.stderr
+    assert run.stdout.strip() == str(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def idm_rgb(data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("idm") / "rgb"
+    run = vid2act("train", "idm", "--data", data, "--out", out, "--steps", 10, "--modalities", "rgb",
+                  "--head", "delta", *TINY)
+    assert run.code == 0, run.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def rollout(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("idm")
+    assert vid2act("scene", "--task", "reach", "--seed", 1_000_003, "--out", root / "scene").code == 0
+    assert vid2act("oracle", root / "scene", "--out", root / "actions.json").code == 0
+    assert vid2act("execute", root / "actions.json", "--scene", root / "scene", "--out", root / "rollout").code == 0
+    return root
+
+
+def test_run_folder_holds_a_loadable_model(idm, data):
+    config = json.loads((idm / "config.json").read_text())
+    assert config["type"] == "vid2act.idm/1"
+    assert config["architecture"]["image_size"] == [48, 64] and config["architecture"]["modalities"] == "rgbd"
+    assert config["action_space"]["names"] == ["dx", "dy", "dz", "gripper"]
+    assert set(config["normalization"]) == {"target", "depth"}
+    assert config["training"]["steps"] == 40 and config["dataset"]["episodes"] == 6
+    assert set(load_file(str(idm / "model.safetensors")))  # plain safetensors
+    metrics = json.loads((idm / "metrics.json").read_text())["final"]
+    assert set(metrics["normalized_mse"]) == {"dx", "dy", "dz"} and 0 <= metrics["gripper_accuracy"] <= 1
+
+
+def test_save_load_round_trip_predicts_the_same(idm, rollout):
+    from vid2act.idm.model import load_idm, predict_actions
+    frames = np.load(rollout / "rollout" / "frames.npz")
+    first = predict_actions(load_idm(str(idm))[0], frames["rgb"], frames["depth"].astype(np.float32))
+    again = predict_actions(load_idm(str(idm))[0], frames["rgb"], frames["depth"].astype(np.float32))
+    assert first.shape == (len(frames["rgb"]) - 1, 4) and np.array_equal(first, again)
+
+
+def test_translate_then_execute(idm, rollout, tmp_path):
+    run = vid2act("translate", rollout / "rollout", "--idm", idm, "--out", tmp_path / "a.json")
+    assert run.code == 0, run.stderr
+    document = json.loads((tmp_path / "a.json").read_text())
+    frames = np.load(rollout / "rollout" / "frames.npz")["rgb"]
+    assert document["format"] == "vid2act.actions/1" and len(document["actions"]) == len(frames) - 1
+    assert document["source"]["frames"] == len(frames) and document["source"]["idm"] == str(idm)
+    executed = vid2act("execute", tmp_path / "a.json", "--scene", rollout / "scene", "--out", tmp_path / "r")
+    assert executed.code == 0 and "success" in executed.json()
+
+
+def test_translate_reads_every_source(idm, idm_rgb, rollout, data, tmp_path):
+    frames = np.load(rollout / "rollout" / "frames.npz")["rgb"]
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    for i, frame in enumerate(frames):
+        iio.imwrite(pngs / f"{i:04d}.png", frame)
+    iio.imwrite(tmp_path / "plan.gif", frames, duration=50, loop=0)
+    sources = [(idm, rollout / "rollout" / "frames.npz"), (idm, data / "episodes" / "000001.npz"),
+               (idm_rgb, rollout / "rollout" / "rollout.mp4"), (idm_rgb, tmp_path / "plan.gif"), (idm_rgb, pngs)]
+    for model, source in sources:
+        run = vid2act("translate", source, "--idm", model, "--out", "-")
+        assert run.code == 0, (source, run.stderr)
+        assert len(run.json()["actions"]) >= 1
+
+
+def test_resize_is_explicit(idm_rgb, rollout, tmp_path):
+    frames = np.load(rollout / "rollout" / "frames.npz")["rgb"]
+    big = np.repeat(np.repeat(frames, 2, axis=1), 2, axis=2)
+    np.savez(tmp_path / "big.npz", rgb=big)
+    refused = vid2act("translate", tmp_path / "big.npz", "--idm", idm_rgb, "--out", tmp_path / "a.json")
+    assert refused.code == 1 and "--resize" in refused.stderr and not (tmp_path / "a.json").exists()
+    assert vid2act("translate", tmp_path / "big.npz", "--idm", idm_rgb, "--out", "-", "--resize").code == 0
+
+
+def bad_npz(path: Path, **arrays) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("make,fragment", [
+    (lambda d: bad_npz(d / "one.npz", rgb=np.zeros((1, 48, 64, 3), np.uint8)), "at least 2"),
+    (lambda d: bad_npz(d / "rgba.npz", rgb=np.zeros((5, 48, 64, 4), np.uint8)), "expected [T, H, W, 3]"),
+    (lambda d: bad_npz(d / "float.npz", rgb=np.zeros((5, 48, 64, 3), np.float32)), "expected uint8"),
+    (lambda d: (d / "cut.npz").write_bytes(b"PK\x03\x04garbage") and d / "cut.npz", "not a readable npz"),
+    (lambda d: (d / "cut.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42") and d / "cut.mp4", "not a readable video"),
+    (lambda d: (d / "empty").mkdir() or d / "empty", "neither frames.npz nor PNG"),
+    (lambda d: (d / "bad").mkdir() or (d / "bad" / "0.png").write_bytes(b"\x89PNG nope") and d / "bad",
+     "not a readable PNG"),
+    (lambda d: d / "missing.npz", "does not exist"),
+])
+def test_bad_frames_are_refused(idm_rgb, tmp_path, make, fragment):
+    source = make(tmp_path)
+    run = vid2act("translate", source, "--idm", idm_rgb, "--out", tmp_path / "a.json")
+    assert run.code == 1 and fragment in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert not (tmp_path / "a.json").exists()
+
+
+def test_rgbd_model_needs_depth(idm, rollout, tmp_path):
+    run = vid2act("translate", rollout / "rollout" / "rollout.mp4", "--idm", idm, "--out", tmp_path / "a.json")
+    assert run.code == 1 and "carries no depth" in run.stderr
+
+
+@pytest.mark.parametrize("damage,fragment", [
+    (lambda d: (d / "model.safetensors").unlink(), "has no model.safetensors"),
+    (lambda d: (d / "model.safetensors").rename(d / "model.bin"), "never pickles"),
+    (lambda d: (d / "config.json").unlink(), "has no config.json"),
+    (lambda d: (d / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}"), "corrupt"),
+    (lambda d: (d / "config.json").write_text((d / "config.json").read_text().replace('"width": 8', '"width": 16')),
+     "does not match its config.json"),
+    (lambda d: (d / "config.json").write_text((d / "config.json").read_text().replace('"vid2act.idm/1"', '"x/9"')),
+     "'x/9'"),
+])
+def test_broken_checkpoints_are_refused(idm, rollout, tmp_path, damage, fragment):
+    broken = tmp_path / "broken"
+    shutil.copytree(idm, broken, ignore=shutil.ignore_patterns("checkpoint"))
+    damage(broken)
+    run = vid2act("translate", rollout / "rollout", "--idm", broken, "--out", tmp_path / "a.json")
+    assert run.code == 1 and fragment in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_unknown_model_name(rollout, tmp_path):
+    run = vid2act("translate", rollout / "rollout", "--idm", "no-such-model", "--out", tmp_path / "a.json")
+    assert run.code == 1 and "no model at 'no-such-model'" in run.stderr
+
+
+def test_existing_run_needs_resume_or_force(idm, data):
+    run = vid2act("train", "idm", "--data", data, "--out", idm, "--steps", 40, *TINY)
+    assert run.code == 2 and "--resume" in run.stderr
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_matches_an_uninterrupted_run(data, tmp_path):
+    steps = 120
+    args = ["train", "idm", "--data", str(data), "--steps", str(steps), *TINY]
+    straight = vid2act(*args, "--out", tmp_path / "straight")
+    assert straight.code == 0, straight.stderr
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "vid2act.cli", *args, "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = out / "checkpoint" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if state.exists() and json.loads(state.read_text())["step"] >= 30:
+            break
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "model.safetensors").exists(), "the run finished before it was killed"
+    resumed = vid2act(*args, "--out", out, "--resume")
+    assert resumed.code == 0 and "resuming" in resumed.stderr, resumed.stderr
+    a, b = load_file(str(tmp_path / "straight" / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+@pytest.mark.slow
+def test_two_process_accelerate_run(data, tmp_path):
+    out = tmp_path / "ddp"
+    # --multi_gpu is accelerate's torchrun launcher; with --device cpu the processes talk over gloo.
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "vid2act.cli",
+               "train", "idm", "--data", str(data), "--out", str(out), "--steps", "20", *TINY]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["processes"] == 2
+    from vid2act.idm.model import load_idm
+    load_idm(str(out))

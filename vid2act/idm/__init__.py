@@ -1,0 +1,1 @@
+"""The inverse-dynamics model: architecture, training, and reading actions off frames."""

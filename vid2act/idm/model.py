@@ -1,0 +1,198 @@
+"""The inverse-dynamics model: a small conv net that reads robot actions off consecutive frames.
+
+Two heads share one trunk (conv stem, residual blocks, strided downsampling, MLP):
+- `delta` (UniPi's recipe): frames (t, t+1) -> action t.
+- `pose`: a window of frames around t -> the commanded grasp point and gripper command at frame t; action t
+  is then the difference of consecutive estimates. Errors of a per-frame estimate do not add up over an
+  episode (the sum of the moves telescopes to last minus first), where per-pair errors do.
+Saved as config.json (with `type`) + model.safetensors; loaded only from safetensors."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from vid2act.errors import Vid2ActError
+
+IDM_TYPE = "vid2act.idm/1"
+HEADS = ("pose", "delta")
+MODALITIES = ("rgb", "rgbd")
+DEFAULT_IDM = "idm-rgbd"  # what `--idm default` names, under models/
+
+
+@dataclass(frozen=True)
+class IDMArchitecture:
+    head: str = "pose"
+    modalities: str = "rgbd"
+    image_size: tuple[int, int] = (48, 64)
+    context: int = 1  # pose head: frames on each side of the centre frame
+    width: int = 16
+    hidden: int = 256
+
+    @property
+    def frames(self) -> int:
+        return 2 if self.head == "delta" else 2 * self.context + 1
+
+    @property
+    def channels(self) -> int:
+        return 4 if self.modalities == "rgbd" else 3
+
+    def check(self) -> None:
+        if self.head not in HEADS:
+            raise Vid2ActError(f"unknown IDM head {self.head!r}; choose {' or '.join(HEADS)}")
+        if self.modalities not in MODALITIES:
+            raise Vid2ActError(f"unknown modalities {self.modalities!r}; choose {' or '.join(MODALITIES)}")
+        if self.image_size[0] % 16 or self.image_size[1] % 16:
+            raise Vid2ActError(f"image size {self.image_size} must be multiples of 16")
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+            nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class InverseDynamicsModel(nn.Module):
+    """Maps a stack of frames [B, F, H, W, C] (uint8 RGB, float depth as the 4th channel) to 4 numbers:
+    the normalized target (3) and a gripper logit."""
+
+    def __init__(self, architecture: IDMArchitecture, normalization: dict):
+        super().__init__()
+        architecture.check()
+        self.architecture = architecture
+        self.normalization = normalization
+        w = architecture.width
+        height, width = architecture.image_size
+        # Residual blocks only at 1/4 and 1/8 resolution: this keeps a forward pass near 10 M multiply-adds
+        # at 48x64, thousands of frames per second on two CPU cores.
+        self.trunk = nn.Sequential(
+            nn.Conv2d(architecture.frames * architecture.channels, w, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), ResidualBlock(2 * w),
+            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), ResidualBlock(4 * w),
+            nn.GroupNorm(8, 4 * w), nn.SiLU(), nn.Flatten(),
+            nn.Linear(4 * w * (height // 8) * (width // 8), architecture.hidden), nn.SiLU(),
+            nn.Linear(architecture.hidden, 4))
+        target = normalization["target"]
+        self.register_buffer("target_mean", torch.tensor(target["mean"], dtype=torch.float32), persistent=False)
+        self.register_buffer("target_std", torch.tensor(target["std"], dtype=torch.float32), persistent=False)
+        self.depth_mean, self.depth_std = normalization["depth"]["mean"], normalization["depth"]["std"]
+
+    def inputs(self, rgb: torch.Tensor, depth: torch.Tensor | None) -> torch.Tensor:
+        """uint8 rgb [B, F, H, W, 3] and depth [B, F, H, W] -> float [B, F*C, H, W], roughly unit scale."""
+        x = rgb.float() / 127.5 - 1.0
+        if self.architecture.modalities == "rgbd":
+            d = (depth.float() - self.depth_mean) / self.depth_std
+            x = torch.cat([x, d.unsqueeze(-1)], dim=-1)
+        b, f, h, w, c = x.shape
+        return x.permute(0, 1, 4, 2, 3).reshape(b, f * c, h, w)
+
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
+        return self.trunk(self.inputs(rgb, depth))
+
+    def denormalize(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Metres (grasp point for `pose`, move for `delta`) and the gripper command (0 or 1)."""
+        return output[:, :3] * self.target_std + self.target_mean, (output[:, 3] > 0).float()
+
+
+def windows(length: int, architecture: IDMArchitecture) -> np.ndarray:
+    """Frame indices [N, F] each sample reads from an episode of `length` frames (clamped at its ends)."""
+    if architecture.head == "delta":
+        start = np.arange(length - 1)
+        return np.stack([start, start + 1], axis=1)
+    offsets = np.arange(-architecture.context, architecture.context + 1)
+    return np.clip(np.arange(length)[:, None] + offsets[None, :], 0, length - 1)
+
+
+@torch.no_grad()
+def predict_actions(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndarray | None,
+                    batch_size: int = 1024, device: str = "cpu") -> np.ndarray:
+    """Actions [T-1, 4] (float64, metres and gripper command) for frames rgb [T, H, W, 3]."""
+    model.eval()
+    index = windows(len(rgb), model.architecture)
+    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb))
+    depth_t = torch.from_numpy(depth.astype(np.float32)) if depth is not None else None
+    targets, grippers = [], []
+    for start in range(0, len(index), batch_size):
+        chunk = torch.from_numpy(index[start:start + batch_size])
+        output = model(rgb_t[chunk].to(device), depth_t[chunk].to(device) if depth_t is not None else None)
+        target, gripper = model.denormalize(output.float())
+        targets.append(target.cpu().double())
+        grippers.append(gripper.cpu().double())
+    target, gripper = torch.cat(targets).numpy(), torch.cat(grippers).numpy()
+    if model.architecture.head == "delta":
+        return np.concatenate([target, gripper[:, None]], axis=1)
+    # pose: move t is estimate t+1 minus estimate t; the gripper command of action t shows from frame t+1
+    return np.concatenate([np.diff(target, axis=0), gripper[1:, None]], axis=1)
+
+
+# --- files -------------------------------------------------------------------------------------------
+def resolve(reference: str, default: str = DEFAULT_IDM) -> Path:
+    """A path, or the name of a shipped model under models/ ('default' for the shipped IDM)."""
+    path = Path(reference)
+    if path.exists():
+        return path
+    name = default if reference == "default" else reference
+    shipped = Path(str(resources.files("vid2act.models"))) / name
+    if "/" not in name and shipped.exists():
+        return shipped
+    raise Vid2ActError(f"no model at {reference!r} (neither a folder nor a shipped model name; shipped: "
+                       f"{', '.join(shipped_models()) or 'none'})")
+
+
+def shipped_models() -> list[str]:
+    root = Path(str(resources.files("vid2act.models")))
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").exists() or (p / "model_index.json").exists())
+
+
+def save_idm(model: InverseDynamicsModel, folder: Path, extra: dict) -> None:
+    """config.json + model.safetensors into `folder` (which the caller creates atomically)."""
+    from safetensors.torch import save_file
+
+    from vid2act.files import write_json
+    from vid2act.sim.world import ACTION_SPACE
+    config = {"type": IDM_TYPE, "architecture": {**asdict(model.architecture),
+                                                  "image_size": list(model.architecture.image_size)},
+              "action_space": ACTION_SPACE, "normalization": model.normalization, **extra}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(Path(folder) / "model.safetensors"))
+    write_json(Path(folder) / "config.json", config)
+
+
+def load_idm(reference: str, device: str = "cpu") -> tuple[InverseDynamicsModel, dict]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from vid2act.files import check_action_space, load_json
+    folder = resolve(reference)
+    config_path, weights = folder / "config.json", folder / "model.safetensors"
+    if not config_path.exists():
+        raise Vid2ActError(f"{folder} has no config.json; is it an IDM folder (from `vid2act train idm`)?")
+    config = load_json(config_path, "IDM config")
+    if config.get("type") != IDM_TYPE:
+        raise Vid2ActError(f"{config_path} has type {config.get('type')!r}; this vid2act reads {IDM_TYPE!r}")
+    check_action_space(config.get("action_space", {}), config_path)
+    if not weights.exists():
+        others = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
+        hint = f" ({', '.join(others)} found: vid2act loads only safetensors, never pickles)" if others else ""
+        raise Vid2ActError(f"{folder} has no model.safetensors{hint}")
+    try:
+        arch = config["architecture"]
+        architecture = IDMArchitecture(**{**arch, "image_size": tuple(arch["image_size"])})
+        model = InverseDynamicsModel(architecture, config["normalization"])
+        model.load_state_dict(load_file(str(weights)))
+    except (KeyError, TypeError) as e:
+        raise Vid2ActError(f"{config_path} is malformed ({e.__class__.__name__}: {e})") from None
+    except (RuntimeError, SafetensorError, OSError) as e:
+        first_line = str(e).strip().splitlines()[0]
+        raise Vid2ActError(f"{weights} does not match its config.json or is corrupt ({first_line})") from None
+    return model.to(device).eval(), config

@@ -1,0 +1,252 @@
+"""Train the inverse-dynamics model: one loop, top to bottom. Runs unchanged under `accelerate launch`
+(several GPUs, processes or machines): every process draws its own batches, gradients are averaged, and
+the main process writes checkpoints.
+
+Batches are drawn from a generator seeded by (seed, step, process), and the learning rate is a function of
+the step, so a run resumed from a checkpoint continues exactly where it stopped."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vid2act import __version__
+from vid2act.data.dataset import Dataset
+from vid2act.errors import UsageError, Vid2ActError
+from vid2act.files import output_dir, write_json
+from vid2act.idm.model import IDMArchitecture, InverseDynamicsModel, predict_actions, save_idm, windows
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass(frozen=True)
+class IDMTrainConfig:
+    data: str
+    out: str
+    head: str = "pose"
+    modalities: str = "rgbd"
+    context: int = 1
+    width: int = 16
+    steps: int = 6000
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 200
+    val_fraction: float = 0.1
+    eval_every: int = 1000
+    checkpoint_every: int = 250
+    seed: int = 0
+    device: str = "cpu"
+
+    def architecture(self, image_size) -> IDMArchitecture:
+        return IDMArchitecture(self.head, self.modalities, tuple(image_size), self.context, self.width)
+
+    def check(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise UsageError("--steps, --batch-size and --lr must be positive")
+        if not 0 < self.val_fraction < 1:
+            raise UsageError("the validation fraction must lie between 0 and 1")
+
+
+class FrameData:
+    """Every frame of some episodes in memory (rgb uint8, depth float16) and one row per training sample:
+    the frames it reads and its label."""
+
+    def __init__(self, dataset: Dataset, episodes: list[int], architecture: IDMArchitecture):
+        rgb, depth, index, target, gripper = [], [], [], [], []
+        offset = 0
+        for i in episodes:
+            episode = dataset.episode(i, ("rgb", "depth", "actions", "ee_target", "scene"))
+            actions = episode["actions"]
+            if architecture.head == "pose":  # label of frame t: commanded point, gripper command in force
+                start_gripper = json.loads(episode["scene"])["state"]["robot"]["gripper"]
+                target.append(episode["ee_target"])
+                gripper.append(np.concatenate([[start_gripper], actions[:, 3]]))
+            else:  # label of pair (t, t+1): action t
+                target.append(actions[:, :3])
+                gripper.append(actions[:, 3])
+            index.append(windows(len(episode["rgb"]), architecture) + offset)
+            rgb.append(episode["rgb"])
+            depth.append(episode["depth"])
+            offset += len(episode["rgb"])
+        self.rgb = torch.from_numpy(np.concatenate(rgb))
+        self.depth = torch.from_numpy(np.concatenate(depth))
+        self.index = torch.from_numpy(np.concatenate(index))
+        self.target = torch.from_numpy(np.concatenate(target).astype(np.float32))
+        self.gripper = torch.from_numpy(np.concatenate(gripper).astype(np.float32))
+        self.episodes = episodes
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def batch(self, rows: torch.Tensor, device):
+        frames = self.index[rows]
+        return (self.rgb[frames].to(device), self.depth[frames].to(device), self.target[rows].to(device),
+                self.gripper[rows].to(device))
+
+
+def learning_rate(config: IDMTrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_accelerator(device: str):
+    from accelerate import Accelerator
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--device mps: no Apple GPU is available here")
+    if device not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unknown --device {device!r}; choose cpu, cuda or mps")
+    return Accelerator(cpu=device == "cpu")
+
+
+# --- checkpoints: model and optimizer state as safetensors, the rest as JSON ------------------------------
+def save_checkpoint(run: Path, step: int, model, optimizer, config: IDMTrainConfig) -> None:
+    from safetensors.torch import save_file
+    state = optimizer.state_dict()
+    tensors = {f"{param}.{name}": value.contiguous() for param, values in state["state"].items()
+               for name, value in values.items()}
+    with output_dir(run / CHECKPOINT, force=True) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                  str(tmp / "model.safetensors"))
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        write_json(tmp / "state.json", {"step": step, "config": asdict(config),
+                                        "param_groups": state["param_groups"]})
+
+
+def load_checkpoint(run: Path, model, optimizer, config: IDMTrainConfig) -> int:
+    from safetensors.torch import load_file
+    folder = run / CHECKPOINT
+    state = json.loads((folder / "state.json").read_text())
+    if state["config"] != asdict(config):
+        changed = {k: (v, asdict(config)[k]) for k, v in state["config"].items() if asdict(config).get(k) != v}
+        raise UsageError(f"{run} was started with other settings {changed}; resume with the same options")
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    per_param: dict[int, dict] = {}
+    for key, value in load_file(str(folder / "optimizer.safetensors")).items():
+        param, name = key.split(".", 1)
+        per_param.setdefault(int(param), {})[name] = value
+    optimizer.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
+    return state["step"]
+
+
+# --- validation --------------------------------------------------------------------------------------------
+@torch.no_grad()
+def validate(model: InverseDynamicsModel, dataset: Dataset, episodes: list[int], device) -> dict:
+    """Action-level errors on held-out episodes, whatever the head: per-dimension MSE of the moves divided
+    by the dataset's variance of that dimension, gripper accuracy, and the drift of the commanded point
+    over a whole episode."""
+    predicted, true, drift = [], [], []
+    for i in episodes:
+        episode = dataset.episode(i, ("rgb", "depth", "actions"))
+        depth = episode["depth"] if model.architecture.modalities == "rgbd" else None
+        actions = predict_actions(model, episode["rgb"], depth, device=device)
+        predicted.append(actions)
+        true.append(episode["actions"])
+        drift.append(np.linalg.norm(actions[:, :3].sum(0) - episode["actions"][:, :3].sum(0)))
+    predicted, true = np.concatenate(predicted), np.concatenate(true).astype(np.float64)
+    variance = np.square(dataset.stats["actions"]["std"][:3])
+    nmse = ((predicted[:, :3] - true[:, :3]) ** 2).mean(0) / variance
+    return {"normalized_mse": dict(zip(("dx", "dy", "dz"), nmse.tolist())),
+            "rmse_m": dict(zip(("dx", "dy", "dz"), np.sqrt(((predicted[:, :3] - true[:, :3]) ** 2).mean(0)).tolist())),
+            "gripper_accuracy": float((predicted[:, 3] == true[:, 3]).mean()),
+            "episode_drift_m": {"mean": float(np.mean(drift)), "max": float(np.max(drift))},
+            "episodes": len(episodes), "actions": len(true)}
+
+
+# --- the loop ---------------------------------------------------------------------------------------------
+def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
+          on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
+          on_message: Callable[[str], None] = lambda text: None) -> dict:
+    config.check()
+    accelerator = make_accelerator(config.device)
+    run = Path(config.out)
+    if accelerator.is_main_process:
+        if run.exists() and any(run.iterdir()) and not resume:
+            if not force:
+                raise UsageError(f"{run} already exists; pass --resume to continue it or --force to start over")
+            import shutil
+            shutil.rmtree(run)
+        if resume and not (run / CHECKPOINT).exists():
+            on_message(f"no checkpoint in {run} yet: starting from step 0")
+        run.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+
+    # Data: every frame in memory, the last episodes held out for validation.
+    dataset = Dataset(config.data)
+    architecture = config.architecture(dataset.info["image_size"])
+    architecture.check()
+    held_out = max(1, round(len(dataset) * config.val_fraction))
+    if len(dataset) - held_out < 1:
+        raise Vid2ActError(f"{config.data} has {len(dataset)} episodes; need at least 2 (one for validation)")
+    train_episodes = list(range(len(dataset) - held_out))
+    val_episodes = list(range(len(dataset) - held_out, len(dataset)))
+    data = FrameData(dataset, train_episodes, architecture)
+    sample_depth = data.depth[:: max(1, len(data.depth) // 2000)].float()
+    normalization = {"target": {"mean": data.target.mean(0).tolist(), "std": data.target.std(0).clamp_min(1e-6).tolist(),
+                                "of": "commanded grasp point (m)" if config.head == "pose" else "move (m)"},
+                     "depth": {"mean": float(sample_depth.mean()), "std": float(sample_depth.std())}}
+    on_message(f"{len(train_episodes)} training episodes ({len(data)} samples), {len(val_episodes)} for validation")
+
+    torch.manual_seed(config.seed)
+    model = InverseDynamicsModel(architecture, normalization)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start = load_checkpoint(run, model, optimizer, config) if resume and (run / CHECKPOINT).exists() else 0
+    if start:
+        on_message(f"resuming {run} at step {start}")
+    model, optimizer = accelerator.prepare(model, optimizer)
+    target_mean = torch.tensor(normalization["target"]["mean"], device=accelerator.device)
+    target_std = torch.tensor(normalization["target"]["std"], device=accelerator.device)
+
+    metrics_log = []
+    started, samples = time.perf_counter(), 0
+    for step in range(start, config.steps):
+        model.train()
+        rng = np.random.default_rng([config.seed, step, accelerator.process_index])
+        rows = torch.from_numpy(rng.integers(0, len(data), config.batch_size))
+        rgb, depth, target, gripper = data.batch(rows, accelerator.device)
+        output = model(rgb, depth)
+        loss = (F.mse_loss(output[:, :3], (target - target_mean) / target_std)
+                + F.binary_cross_entropy_with_logits(output[:, 3], gripper))
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        samples += config.batch_size * accelerator.num_processes
+        done = step + 1
+        on_step(done, loss.item(), samples / (time.perf_counter() - started))
+
+        if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
+            save_checkpoint(run, done, accelerator.unwrap_model(model), optimizer, config)
+        if accelerator.is_main_process and (done % config.eval_every == 0 or done == config.steps):
+            metrics = validate(accelerator.unwrap_model(model), dataset, val_episodes, accelerator.device)
+            metrics_log.append({"step": done, "loss": loss.item(), **metrics})
+            on_message(f"step {done}: normalized MSE {metrics['normalized_mse']}, gripper accuracy "
+                       f"{metrics['gripper_accuracy']:.3f}, drift {metrics['episode_drift_m']['mean'] * 100:.1f} cm")
+        accelerator.wait_for_everyone()
+
+    if not accelerator.is_main_process:
+        return {}
+    final = metrics_log[-1] if metrics_log else {}
+    elapsed = time.perf_counter() - started
+    write_json(run / "metrics.json", {"final": final, "history": metrics_log,
+                                      "wall_time_s_this_session": elapsed})
+    provenance = {"path": str(Path(config.data).resolve()), "format": dataset.info["format"],
+                  "episodes": len(dataset), "tasks": list(dataset.info["tasks"]), "split": dataset.info["config"]["split"],
+                  "train_episodes": len(train_episodes), "validation_episodes": len(val_episodes)}
+    save_idm(accelerator.unwrap_model(model), run, {
+        "training": {**asdict(config), "processes": accelerator.num_processes, "vid2act_version": __version__},
+        "dataset": provenance, "metrics": final})
+    return final
