@@ -30,6 +30,7 @@ def main() -> None:
     print("| family | split | oracle | " + " | ".join(f"{label}: success (÷ oracle)" for label in labels) + " |")
     print("|---|---|---|" + "---|" * len(models))
     totals = np.zeros(len(models) + 1)
+    errors = [[] for _ in models]  # (predicted, oracle) actions per model, on every evaluated scene
     started = time.perf_counter()
     for task in args.tasks:
         for split in args.splits:
@@ -43,6 +44,7 @@ def main() -> None:
                 for k, (_, model, _) in enumerate(models):
                     depth = oracle.depth if model.architecture.modalities == "rgbd" else None
                     actions = np.clip(predict_actions(model, oracle.rgb, depth), low, high)
+                    errors[k].append((actions, oracle.actions))
                     with Env(scene) as env:
                         wins[k + 1] += env.run(actions).success
             totals += wins
@@ -52,6 +54,17 @@ def main() -> None:
     n = args.seeds * len(args.tasks) * len(args.splits)
     cells = " | ".join(f"{w / n:.0%} ({w / max(totals[0], 1):.0%})" for w in totals[1:])
     print(f"| all | all | {totals[0] / n:.0%} | {cells} |")
+    print("\nAction error on the same rollouts (normalized MSE: per-dimension MSE / variance of the oracle's moves):\n")
+    print("| IDM | nMSE dx | nMSE dy | nMSE dz | gripper accuracy | RMSE dx, dy, dz (mm) |")
+    print("|---|---|---|---|---|---|")
+    for label, pairs in zip(labels, errors):
+        predicted = np.concatenate([p for p, _ in pairs])
+        true = np.concatenate([t for _, t in pairs]).astype(np.float64)
+        nmse = ((predicted[:, :3] - true[:, :3]) ** 2).mean(0) / true[:, :3].var(0)
+        rmse = np.sqrt(((predicted[:, :3] - true[:, :3]) ** 2).mean(0)) * 1000
+        accuracy = (predicted[:, 3] == true[:, 3]).mean()
+        print(f"| {label} | {nmse[0]:.3f} | {nmse[1]:.3f} | {nmse[2]:.3f} | {accuracy:.4f} | "
+              f"{rmse[0]:.1f}, {rmse[1]:.1f}, {rmse[2]:.1f} |")
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

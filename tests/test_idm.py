@@ -163,6 +163,10 @@ def test_unknown_model_name(rollout, tmp_path):
 def test_existing_run_needs_resume_or_force(idm, data):
     run = vid2act("train", "idm", "--data", data, "--out", idm, "--steps", 40, *TINY)
     assert run.code == 2 and "--resume" in run.stderr
+    finished = vid2act("train", "idm", "--data", data, "--out", idm, "--steps", 40, *TINY, "--resume")
+    assert finished.code == 0 and finished.stdout.strip() == str(idm), finished.stderr
+    other = vid2act("train", "idm", "--data", data, "--out", idm, "--steps", 41, *TINY, "--resume")
+    assert other.code == 2 and "other settings" in other.stderr
 
 
 @pytest.mark.slow

@@ -74,7 +74,8 @@ def collect_episode(config: CollectConfig, root: Path, index: int) -> dict:
         write_video(root / "previews" / f"{index:06d}.mp4", rollout.rgb, fps=FPS)
     write_episode(episode_path(root, index), {
         "rgb": rollout.rgb, "depth": rollout.depth, "actions": rollout.actions, "ee_pose": rollout.ee_pose,
-        "ee_target": rollout.ee_target,         "gripper_width": rollout.gripper_width, "instruction": scene["instruction"], "task": task,
+        "ee_target": rollout.ee_target, "gripper_width": rollout.gripper_width,
+        "instruction": scene["instruction"], "task": task,
         "split": config.split, "seed": seed, "scene": json.dumps(scene), "attempt": attempt})
     return {"index": index, "task": task, "seed": seed, "attempt": attempt, "frames": len(rollout.rgb)}
 

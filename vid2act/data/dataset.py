@@ -11,8 +11,8 @@ from vid2act.errors import Vid2ActError
 from vid2act.files import check_format, load_json, write_json, write_npz
 
 DATASET_FORMAT = "vid2act.dataset/1"
-EPISODE_KEYS = ("rgb", "depth", "actions", "ee_pose", "ee_target", "gripper_width", "instruction", "task", "split", "seed",
-                "attempt", "scene")
+EPISODE_KEYS = ("rgb", "depth", "actions", "ee_pose", "ee_target", "gripper_width", "instruction", "task",
+                "split", "seed", "attempt", "scene")
 
 
 def episode_path(root: Path, index: int) -> Path:

@@ -8,7 +8,6 @@ Two heads share one trunk (conv stem, residual blocks, strided downsampling, MLP
 Saved as config.json (with `type`) + model.safetensors; loaded only from safetensors."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -112,7 +113,8 @@ def make_accelerator(device: str):
 
 
 # --- checkpoints: model and optimizer state as safetensors, the rest as JSON ------------------------------
-def save_checkpoint(run: Path, step: int, model, optimizer, config: IDMTrainConfig) -> None:
+def save_checkpoint(run: Path, step: int, model, optimizer, config: IDMTrainConfig, history: list[dict],
+                    seconds: float) -> None:
     from safetensors.torch import save_file
     state = optimizer.state_dict()
     tensors = {f"{param}.{name}": value.contiguous() for param, values in state["state"].items()
@@ -121,11 +123,11 @@ def save_checkpoint(run: Path, step: int, model, optimizer, config: IDMTrainConf
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(tmp / "model.safetensors"))
         save_file(tensors, str(tmp / "optimizer.safetensors"))
-        write_json(tmp / "state.json", {"step": step, "config": asdict(config),
-                                        "param_groups": state["param_groups"]})
+        write_json(tmp / "state.json", {"step": step, "config": asdict(config), "history": history,
+                                        "train_seconds": seconds, "param_groups": state["param_groups"]})
 
 
-def load_checkpoint(run: Path, model, optimizer, config: IDMTrainConfig) -> int:
+def load_checkpoint(run: Path, model, optimizer, config: IDMTrainConfig) -> tuple[int, list[dict], float]:
     from safetensors.torch import load_file
     folder = run / CHECKPOINT
     state = json.loads((folder / "state.json").read_text())
@@ -138,7 +140,7 @@ def load_checkpoint(run: Path, model, optimizer, config: IDMTrainConfig) -> int:
         param, name = key.split(".", 1)
         per_param.setdefault(int(param), {})[name] = value
     optimizer.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
-    return state["step"]
+    return state["step"], state["history"], state["train_seconds"]
 
 
 # --- validation --------------------------------------------------------------------------------------------
@@ -176,7 +178,6 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
         if run.exists() and any(run.iterdir()) and not resume:
             if not force:
                 raise UsageError(f"{run} already exists; pass --resume to continue it or --force to start over")
-            import shutil
             shutil.rmtree(run)
         if resume and not (run / CHECKPOINT).exists():
             on_message(f"no checkpoint in {run} yet: starting from step 0")
@@ -194,7 +195,8 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     val_episodes = list(range(len(dataset) - held_out, len(dataset)))
     data = FrameData(dataset, train_episodes, architecture)
     sample_depth = data.depth[:: max(1, len(data.depth) // 2000)].float()
-    normalization = {"target": {"mean": data.target.mean(0).tolist(), "std": data.target.std(0).clamp_min(1e-6).tolist(),
+    normalization = {"target": {"mean": data.target.mean(0).tolist(),
+                                "std": data.target.std(0).clamp_min(1e-6).tolist(),
                                 "of": "commanded grasp point (m)" if config.head == "pose" else "move (m)"},
                      "depth": {"mean": float(sample_depth.mean()), "std": float(sample_depth.std())}}
     on_message(f"{len(train_episodes)} training episodes ({len(data)} samples), {len(val_episodes)} for validation")
@@ -202,14 +204,15 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     torch.manual_seed(config.seed)
     model = InverseDynamicsModel(architecture, normalization)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    start = load_checkpoint(run, model, optimizer, config) if resume and (run / CHECKPOINT).exists() else 0
+    start, metrics_log, seconds_before = 0, [], 0.0
+    if resume and (run / CHECKPOINT).exists():
+        start, metrics_log, seconds_before = load_checkpoint(run, model, optimizer, config)
     if start:
         on_message(f"resuming {run} at step {start}")
     model, optimizer = accelerator.prepare(model, optimizer)
     target_mean = torch.tensor(normalization["target"]["mean"], device=accelerator.device)
     target_std = torch.tensor(normalization["target"]["std"], device=accelerator.device)
 
-    metrics_log = []
     started, samples = time.perf_counter(), 0
     for step in range(start, config.steps):
         model.train()
@@ -228,24 +231,25 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
         done = step + 1
         on_step(done, loss.item(), samples / (time.perf_counter() - started))
 
-        if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
-            save_checkpoint(run, done, accelerator.unwrap_model(model), optimizer, config)
         if accelerator.is_main_process and (done % config.eval_every == 0 or done == config.steps):
             metrics = validate(accelerator.unwrap_model(model), dataset, val_episodes, accelerator.device)
             metrics_log.append({"step": done, "loss": loss.item(), **metrics})
             on_message(f"step {done}: normalized MSE {metrics['normalized_mse']}, gripper accuracy "
                        f"{metrics['gripper_accuracy']:.3f}, drift {metrics['episode_drift_m']['mean'] * 100:.1f} cm")
+        if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
+            save_checkpoint(run, done, accelerator.unwrap_model(model), optimizer, config, metrics_log,
+                            seconds_before + time.perf_counter() - started)
         accelerator.wait_for_everyone()
 
     if not accelerator.is_main_process:
         return {}
-    final = metrics_log[-1] if metrics_log else {}
-    elapsed = time.perf_counter() - started
-    write_json(run / "metrics.json", {"final": final, "history": metrics_log,
-                                      "wall_time_s_this_session": elapsed})
+    final = metrics_log[-1]
+    seconds = seconds_before + time.perf_counter() - started
+    write_json(run / "metrics.json", {"final": final, "history": metrics_log, "train_seconds": seconds})
     provenance = {"path": str(Path(config.data).resolve()), "format": dataset.info["format"],
-                  "episodes": len(dataset), "tasks": list(dataset.info["tasks"]), "split": dataset.info["config"]["split"],
-                  "train_episodes": len(train_episodes), "validation_episodes": len(val_episodes)}
+                  "episodes": len(dataset), "tasks": list(dataset.info["tasks"]),
+                  "split": dataset.info["config"]["split"], "train_episodes": len(train_episodes),
+                  "validation_episodes": len(val_episodes)}
     save_idm(accelerator.unwrap_model(model), run, {
         "training": {**asdict(config), "processes": accelerator.num_processes, "vid2act_version": __version__},
         "dataset": provenance, "metrics": final})

@@ -109,7 +109,8 @@ class Env:
         return Rollout(
             rgb=np.stack([f[0] for f in frames]), depth=np.stack([f[1] for f in frames]),
             actions=np.stack(done) if done else np.zeros((0, len(ACTION_SPACE["names"])), np.float32),
-            ee_pose=np.asarray(poses, np.float32), ee_target=np.asarray(targets), gripper_width=np.asarray(widths, np.float32),
+            ee_pose=np.asarray(poses, np.float32), ee_target=np.asarray(targets),
+            gripper_width=np.asarray(widths, np.float32),
             success=self.is_success(), distances=self.task.distances(self.world, self.goal))
 
     def run_oracle(self) -> Rollout:

@@ -30,7 +30,8 @@ def seed_range(split: str) -> tuple[int, int]:
 def check_seed(split: str, seed: int) -> None:
     first, last = seed_range(split)
     if not first <= seed <= last:
-        hint = next((f" (seed {seed} belongs to --split {s})" for s, (a, b) in SEED_RANGES.items() if a <= seed <= b), "")
+        hint = next((f" (seed {seed} belongs to --split {name})" for name, (a, b) in SEED_RANGES.items()
+                     if a <= seed <= b), "")
         raise UsageError(f"seed {seed} is outside the {split} split's seed range [{first}, {last}]{hint}")
 
 
