@@ -109,6 +109,13 @@ def test_resize_is_explicit(idm_rgb, rollout, tmp_path):
     assert vid2act("translate", tmp_path / "big.npz", "--idm", idm_rgb, "--out", "-", "--resize").code == 0
 
 
+def mixed_pngs(folder: Path) -> Path:
+    folder.mkdir()
+    for i, size in enumerate([(48, 64), (48, 64), (32, 64)]):
+        iio.imwrite(folder / f"{i}.png", np.zeros((*size, 3), np.uint8))
+    return folder
+
+
 def bad_npz(path: Path, **arrays) -> Path:
     np.savez(path, **arrays)
     return path
@@ -124,6 +131,7 @@ def bad_npz(path: Path, **arrays) -> Path:
     (lambda d: (d / "bad").mkdir() or (d / "bad" / "0.png").write_bytes(b"\x89PNG nope") and d / "bad",
      "not a readable PNG"),
     (lambda d: d / "missing.npz", "does not exist"),
+    (lambda d: mixed_pngs(d / "mixed"), "differ in size"),
 ])
 def test_bad_frames_are_refused(idm_rgb, tmp_path, make, fragment):
     source = make(tmp_path)
@@ -207,3 +215,30 @@ def test_two_process_accelerate_run(data, tmp_path):
     assert config["training"]["processes"] == 2
     from vid2act.idm.model import load_idm
     load_idm(str(out))
+
+
+def test_default_names_the_shipped_idm(rollout, tmp_path):
+    run = vid2act("translate", rollout / "rollout", "--out", "-")
+    assert run.code == 0, run.stderr
+    assert run.json()["source"]["idm"].endswith("idm-rgbd")
+
+
+@pytest.mark.slow
+def test_shipped_idm_reads_oracle_rollouts_well_enough_to_succeed():
+    from vid2act.idm.model import load_idm, predict_actions
+    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.tasks import TASKS
+    from vid2act.sim.world import ACTION_SPACE
+    model, _ = load_idm("default")
+    wins, total = 0, 0
+    for task in TASKS:
+        for seed in (1_000_101, 1_000_102, 1_000_103):
+            scene = make_scene(task, seed, "test")
+            with Env(scene) as env:
+                oracle = env.run_oracle()
+            actions = np.clip(predict_actions(model, oracle.rgb, oracle.depth), ACTION_SPACE["low"],
+                              ACTION_SPACE["high"])
+            with Env(scene) as env:
+                wins += env.run(actions).success
+            total += 1
+    assert wins >= total - 2, f"{wins}/{total}"

@@ -268,7 +268,11 @@ def read_frames(path) -> tuple[np.ndarray, np.ndarray | None]:
         pngs = sorted(path.glob("*.png"))
         if not pngs:
             raise Vid2ActError(f"{path} holds neither frames.npz nor PNG frames")
-        return _check_rgb(np.stack(_read_pngs(pngs)) if _same_size(pngs) else None, path), None
+        frames = _read_pngs(pngs)
+        shapes = sorted({frame.shape for frame in frames})
+        if len(shapes) > 1:
+            raise Vid2ActError(f"the PNG frames in {path} differ in size ({', '.join(map(str, shapes))})")
+        return _check_rgb(np.stack(frames), path), None
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -305,13 +309,6 @@ def _read_pngs(paths: list[Path]) -> list[np.ndarray]:
             raise Vid2ActError(f"{p} is not a readable PNG ({e.__class__.__name__})") from None
         frames.append(frame[..., :3] if frame.ndim == 3 and frame.shape[-1] == 4 else frame)
     return frames
-
-
-def _same_size(paths: list[Path]) -> bool:
-    shapes = {f.shape for f in _read_pngs(paths[:1] + paths[-1:])}
-    if len(shapes) > 1:
-        raise Vid2ActError(f"the PNG frames in {paths[0].parent} differ in size ({', '.join(map(str, shapes))})")
-    return True
 
 
 def _check_rgb(rgb, where) -> np.ndarray:
