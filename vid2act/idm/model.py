@@ -155,15 +155,15 @@ def shipped_models() -> list[str]:
 
 def save_idm(model: InverseDynamicsModel, folder: Path, extra: dict) -> None:
     """config.json + model.safetensors into `folder` (which the caller creates atomically)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    from vid2act.files import write_json
+    from vid2act.files import write_bytes, write_json
     from vid2act.sim.world import ACTION_SPACE
     config = {"type": IDM_TYPE, "architecture": {**asdict(model.architecture),
                                                   "image_size": list(model.architecture.image_size)},
               "action_space": ACTION_SPACE, "normalization": model.normalization, **extra}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(Path(folder) / "model.safetensors"))
+    write_bytes(Path(folder) / "model.safetensors", save(state))
     write_json(Path(folder) / "config.json", config)
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from vid2act import __version__
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError, Vid2ActError
-from vid2act.files import output_dir, write_json
+from vid2act.files import output_dir, write_bytes, write_json
 from vid2act.idm.model import IDMArchitecture, InverseDynamicsModel, predict_actions, save_idm, windows
 
 CHECKPOINT = "checkpoint"
@@ -115,14 +115,14 @@ def make_accelerator(device: str):
 # --- checkpoints: model and optimizer state as safetensors, the rest as JSON ------------------------------
 def save_checkpoint(run: Path, step: int, model, optimizer, config: IDMTrainConfig, history: list[dict],
                     seconds: float) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     state = optimizer.state_dict()
     tensors = {f"{param}.{name}": value.contiguous() for param, values in state["state"].items()
                for name, value in values.items()}
     with output_dir(run / CHECKPOINT, force=True) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                  str(tmp / "model.safetensors"))
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        write_bytes(tmp / "model.safetensors",
+                    save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
+        write_bytes(tmp / "optimizer.safetensors", save(tensors))
         write_json(tmp / "state.json", {"step": step, "config": asdict(config), "history": history,
                                         "train_seconds": seconds, "param_groups": state["param_groups"]})
 
