@@ -75,10 +75,11 @@ class FrameData:
                 gripper.append(actions[:, 3])
             index.append(windows(len(episode["rgb"]), architecture) + offset)
             rgb.append(episode["rgb"])
-            depth.append(episode["depth"])
+            if architecture.modalities == "rgbd":
+                depth.append(episode["depth"])
             offset += len(episode["rgb"])
         self.rgb = torch.from_numpy(np.concatenate(rgb))
-        self.depth = torch.from_numpy(np.concatenate(depth))
+        self.depth = torch.from_numpy(np.concatenate(depth)) if architecture.modalities == "rgbd" else None
         self.index = torch.from_numpy(np.concatenate(index))
         self.target = torch.from_numpy(np.concatenate(target).astype(np.float32))
         self.gripper = torch.from_numpy(np.concatenate(gripper).astype(np.float32))
@@ -89,8 +90,8 @@ class FrameData:
 
     def batch(self, rows: torch.Tensor, device):
         frames = self.index[rows]
-        return (self.rgb[frames].to(device), self.depth[frames].to(device), self.target[rows].to(device),
-                self.gripper[rows].to(device))
+        depth = self.depth[frames].to(device) if self.depth is not None else None
+        return self.rgb[frames].to(device), depth, self.target[rows].to(device), self.gripper[rows].to(device)
 
 
 def learning_rate(config: IDMTrainConfig, step: int) -> float:
@@ -194,11 +195,15 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     train_episodes = list(range(len(dataset) - held_out))
     val_episodes = list(range(len(dataset) - held_out, len(dataset)))
     data = FrameData(dataset, train_episodes, architecture)
-    sample_depth = data.depth[:: max(1, len(data.depth) // 2000)].float()
+    if data.depth is not None:
+        sample = data.depth[:: max(1, len(data.depth) // 2000)].float()
+        depth_normalization = {"mean": float(sample.mean()), "std": float(sample.std())}
+    else:
+        depth_normalization = {"mean": 0.0, "std": 1.0}  # an RGB model reads no depth
     normalization = {"target": {"mean": data.target.mean(0).tolist(),
                                 "std": data.target.std(0).clamp_min(1e-6).tolist(),
                                 "of": "commanded grasp point (m)" if config.head == "pose" else "move (m)"},
-                     "depth": {"mean": float(sample_depth.mean()), "std": float(sample_depth.std())}}
+                     "depth": depth_normalization}
     on_message(f"{len(train_episodes)} training episodes ({len(data)} samples), {len(val_episodes)} for validation")
 
     torch.manual_seed(config.seed)
