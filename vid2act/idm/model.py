@@ -114,7 +114,7 @@ def windows(length: int, architecture: IDMArchitecture) -> np.ndarray:
 
 @torch.no_grad()
 def predict_actions(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndarray | None,
-                    batch_size: int = 1024, device: str = "cpu") -> np.ndarray:
+                    batch_size: int = 128, device: str = "cpu") -> np.ndarray:
     """Actions [T-1, 4] (float64, metres and gripper command) for frames rgb [T, H, W, 3]."""
     model.eval()
     index = windows(len(rgb), model.architecture)
