@@ -17,8 +17,8 @@ def idm(
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (from `vid2act collect`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, metrics.json, the model."),
     modalities: str = typer.Option("rgbd", "--modalities", help="rgb or rgbd (RGB plus metric depth)."),
-    head: str = typer.Option("pose", "--head", help="pose (per-frame grasp point, differenced) or delta "
-                                                   "(UniPi: a frame pair to its action)."),
+    head: str = typer.Option("pose", "--head", help="pose (per-frame grasp point, differenced), delta (UniPi: "
+                                                   "a frame pair to its action) or fused (both, filtered)."),
     context: int = typer.Option(1, "--context", help="pose head: frames on each side of the centre frame."),
     width: int = typer.Option(16, "--width", help="Channels of the first conv layer."),
     steps: int = typer.Option(6000, "--steps", help="Optimizer steps."),

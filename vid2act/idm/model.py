@@ -1,10 +1,13 @@
 """The inverse-dynamics model: a small conv net that reads robot actions off consecutive frames.
 
-Two heads share one trunk (conv stem, residual blocks, strided downsampling, MLP):
+Three heads share one trunk (conv stem, residual blocks, strided downsampling, MLP):
 - `delta` (UniPi's recipe): frames (t, t+1) -> action t.
 - `pose`: a window of frames around t -> the commanded grasp point and gripper command at frame t; action t
   is then the difference of consecutive estimates. Errors of a per-frame estimate do not add up over an
   episode (the sum of the moves telescopes to last minus first), where per-pair errors do.
+- `fused`: the pose head's outputs plus the move from frame t to t+1, read off the same window, joined by
+  a complementary filter: integrate the moves (precise step to step) and pull the sum towards the
+  per-frame grasp point estimates (no drift) with weight `fusion_weight`.
 Saved as config.json (with `type`) + model.safetensors; loaded only from safetensors."""
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from torch import nn
 from vid2act.errors import Vid2ActError
 
 IDM_TYPE = "vid2act.idm/1"
-HEADS = ("pose", "delta")
+HEADS = ("pose", "delta", "fused")
 MODALITIES = ("rgb", "rgbd")
 DEFAULT_IDM = "idm-rgbd"  # what `--idm default` names, under models/
 
@@ -29,9 +32,14 @@ class IDMArchitecture:
     head: str = "pose"
     modalities: str = "rgbd"
     image_size: tuple[int, int] = (48, 64)
-    context: int = 1  # pose head: frames on each side of the centre frame
+    context: int = 1  # pose and fused heads: frames on each side of the centre frame
     width: int = 16
     hidden: int = 256
+    fusion_weight: float = 0.5  # fused head: pull of the per-frame grasp point on the integrated moves
+
+    @property
+    def outputs(self) -> int:
+        return 7 if self.head == "fused" else 4
 
     @property
     def frames(self) -> int:
@@ -80,10 +88,11 @@ class InverseDynamicsModel(nn.Module):
             nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), ResidualBlock(4 * w),
             nn.GroupNorm(8, 4 * w), nn.SiLU(), nn.Flatten(),
             nn.Linear(4 * w * (height // 8) * (width // 8), architecture.hidden), nn.SiLU(),
-            nn.Linear(architecture.hidden, 4))
-        target = normalization["target"]
-        self.register_buffer("target_mean", torch.tensor(target["mean"], dtype=torch.float32), persistent=False)
-        self.register_buffer("target_std", torch.tensor(target["std"], dtype=torch.float32), persistent=False)
+            nn.Linear(architecture.hidden, architecture.outputs))
+        for name in ("target", "move") if architecture.head == "fused" else ("target",):
+            for stat in ("mean", "std"):
+                self.register_buffer(f"{name}_{stat}", torch.tensor(normalization[name][stat], dtype=torch.float32),
+                                     persistent=False)
         self.depth_mean, self.depth_std = normalization["depth"]["mean"], normalization["depth"]["std"]
 
     def inputs(self, rgb: torch.Tensor, depth: torch.Tensor | None) -> torch.Tensor:
@@ -99,8 +108,12 @@ class InverseDynamicsModel(nn.Module):
         return self.trunk(self.inputs(rgb, depth))
 
     def denormalize(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Metres (grasp point for `pose`, move for `delta`) and the gripper command (0 or 1)."""
+        """Metres (grasp point for `pose` and `fused`, move for `delta`) and the gripper command (0 or 1)."""
         return output[:, :3] * self.target_std + self.target_mean, (output[:, 3] > 0).float()
+
+    def denormalize_move(self, output: torch.Tensor) -> torch.Tensor:
+        """`fused` only: the move from this frame to the next, in metres."""
+        return output[:, 4:7] * self.move_std + self.move_mean
 
 
 def windows(length: int, architecture: IDMArchitecture) -> np.ndarray:
@@ -120,18 +133,32 @@ def predict_actions(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndar
     index = windows(len(rgb), model.architecture)
     rgb_t = torch.from_numpy(np.ascontiguousarray(rgb))
     depth_t = torch.from_numpy(depth.astype(np.float32)) if depth is not None else None
-    targets, grippers = [], []
+    targets, grippers, moves = [], [], []
     for start in range(0, len(index), batch_size):
         chunk = torch.from_numpy(index[start:start + batch_size])
-        output = model(rgb_t[chunk].to(device), depth_t[chunk].to(device) if depth_t is not None else None)
-        target, gripper = model.denormalize(output.float())
+        output = model(rgb_t[chunk].to(device), depth_t[chunk].to(device) if depth_t is not None else None).float()
+        target, gripper = model.denormalize(output)
         targets.append(target.cpu().double())
         grippers.append(gripper.cpu().double())
+        if model.architecture.head == "fused":
+            moves.append(model.denormalize_move(output).cpu().double())
     target, gripper = torch.cat(targets).numpy(), torch.cat(grippers).numpy()
     if model.architecture.head == "delta":
         return np.concatenate([target, gripper[:, None]], axis=1)
+    if model.architecture.head == "fused":
+        target = complementary_filter(target, torch.cat(moves).numpy(), model.architecture.fusion_weight)
     # pose: move t is estimate t+1 minus estimate t; the gripper command of action t shows from frame t+1
     return np.concatenate([np.diff(target, axis=0), gripper[1:, None]], axis=1)
+
+
+def complementary_filter(points: np.ndarray, moves: np.ndarray, weight: float) -> np.ndarray:
+    """Grasp points from per-frame estimates `points` [T, 3] and estimated moves [T, 3] (move t: frame t
+    to t+1): each step predicts with the move and corrects towards the estimate by `weight`."""
+    fused = [points[0]]
+    for t in range(1, len(points)):
+        predicted = fused[-1] + moves[t - 1]
+        fused.append(predicted + weight * (points[t] - predicted))
+    return np.asarray(fused)
 
 
 # --- files -------------------------------------------------------------------------------------------

@@ -61,15 +61,17 @@ class FrameData:
     the frames it reads and its label."""
 
     def __init__(self, dataset: Dataset, episodes: list[int], architecture: IDMArchitecture):
-        rgb, depth, index, target, gripper = [], [], [], [], []
+        rgb, depth, index, target, gripper, move = [], [], [], [], [], []
         offset = 0
         for i in episodes:
             episode = dataset.episode(i, ("rgb", "depth", "actions", "ee_target", "scene"))
             actions = episode["actions"]
-            if architecture.head == "pose":  # label of frame t: commanded point, gripper command in force
+            if architecture.head in ("pose", "fused"):  # frame t: commanded point, gripper command in force
                 start_gripper = json.loads(episode["scene"])["state"]["robot"]["gripper"]
                 target.append(episode["ee_target"])
                 gripper.append(np.concatenate([[start_gripper], actions[:, 3]]))
+                # and (fused) the move to the next frame; the last frame has none, marked NaN
+                move.append(np.concatenate([actions[:, :3], np.full((1, 3), np.nan)]))
             else:  # label of pair (t, t+1): action t
                 target.append(actions[:, :3])
                 gripper.append(actions[:, 3])
@@ -83,7 +85,7 @@ class FrameData:
         self.index = torch.from_numpy(np.concatenate(index))
         self.target = torch.from_numpy(np.concatenate(target).astype(np.float32))
         self.gripper = torch.from_numpy(np.concatenate(gripper).astype(np.float32))
-        self.episodes = episodes
+        self.move = torch.from_numpy(np.concatenate(move).astype(np.float32)) if move else None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -91,7 +93,9 @@ class FrameData:
     def batch(self, rows: torch.Tensor, device):
         frames = self.index[rows]
         depth = self.depth[frames].to(device) if self.depth is not None else None
-        return self.rgb[frames].to(device), depth, self.target[rows].to(device), self.gripper[rows].to(device)
+        move = self.move[rows].to(device) if self.move is not None else None
+        return (self.rgb[frames].to(device), depth, self.target[rows].to(device), self.gripper[rows].to(device),
+                move)
 
 
 def learning_rate(config: IDMTrainConfig, step: int) -> float:
@@ -204,6 +208,10 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
                                 "std": data.target.std(0).clamp_min(1e-6).tolist(),
                                 "of": "commanded grasp point (m)" if config.head == "pose" else "move (m)"},
                      "depth": depth_normalization}
+    if config.head == "fused":
+        moves = data.move[~data.move.isnan().any(1)]
+        normalization["move"] = {"mean": moves.mean(0).tolist(), "std": moves.std(0).clamp_min(1e-6).tolist(),
+                                 "of": "move to the next frame (m)"}
     on_message(f"{len(train_episodes)} training episodes ({len(data)} samples), {len(val_episodes)} for validation")
 
     torch.manual_seed(config.seed)
@@ -217,16 +225,22 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     model, optimizer = accelerator.prepare(model, optimizer)
     target_mean = torch.tensor(normalization["target"]["mean"], device=accelerator.device)
     target_std = torch.tensor(normalization["target"]["std"], device=accelerator.device)
+    if config.head == "fused":
+        move_mean = torch.tensor(normalization["move"]["mean"], device=accelerator.device)
+        move_std = torch.tensor(normalization["move"]["std"], device=accelerator.device)
 
     started, samples = time.perf_counter(), 0
     for step in range(start, config.steps):
         model.train()
         rng = np.random.default_rng([config.seed, step, accelerator.process_index])
         rows = torch.from_numpy(rng.integers(0, len(data), config.batch_size))
-        rgb, depth, target, gripper = data.batch(rows, accelerator.device)
+        rgb, depth, target, gripper, move = data.batch(rows, accelerator.device)
         output = model(rgb, depth)
         loss = (F.mse_loss(output[:, :3], (target - target_mean) / target_std)
                 + F.binary_cross_entropy_with_logits(output[:, 3], gripper))
+        if config.head == "fused":
+            known = ~move.isnan().any(1)
+            loss = loss + F.mse_loss(output[known, 4:7], (move[known] - move_mean) / move_std)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)
