@@ -106,7 +106,8 @@ def test_resize_is_explicit(idm_rgb, rollout, tmp_path):
     np.savez(tmp_path / "big.npz", rgb=big)
     refused = vid2act("translate", tmp_path / "big.npz", "--idm", idm_rgb, "--out", tmp_path / "a.json")
     assert refused.code == 1 and "--resize" in refused.stderr and not (tmp_path / "a.json").exists()
-    assert vid2act("translate", tmp_path / "big.npz", "--idm", idm_rgb, "--out", "-", "--resize").code == 0
+    resized = vid2act("translate", tmp_path / "big.npz", "--idm", idm_rgb, "--out", "-", "--resize")
+    assert resized.code == 0 and resized.json()["source"]["resized"] is True
 
 
 def mixed_pngs(folder: Path) -> Path:
