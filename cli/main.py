@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+
 import typer
 
 from vid2act.cli import collect, execute, oracle, scene, tasks, train, translate
