@@ -11,6 +11,22 @@ app = typer.Typer(help="Train the models of the pipeline.", no_args_is_help=True
                   context_settings={"help_option_names": ["-h", "--help"]})
 
 
+def _run_with_progress(label: str, steps: int, run):
+    """Runs `run(on_step, on_message)` under a progress bar (loss, samples/s, ETA). Under `accelerate
+    launch` every process runs the command; only the first one reports."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+               TextColumn("{task.fields[rate]} samples/s"), TextColumn("ETA"), TimeRemainingColumn())
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    with Progress(*columns, console=console, disable=not main_process) as progress:
+        bar = progress.add_task(label, total=steps, loss="-", rate="-")
+
+        def on_step(step: int, loss: float, rate: float) -> None:
+            progress.update(bar, completed=step, loss=f"{loss:.4f}", rate=f"{rate:.1f}")
+
+        return run(on_step, progress.console.print if main_process else (lambda text: None))
+
+
 @app.command("idm")
 @handle_errors
 def idm(
@@ -32,25 +48,48 @@ def idm(
     force: bool = typer.Option(False, "--force", "-f", help="Delete --out and start over."),
 ) -> None:
     """Train the inverse-dynamics model. Prints the run folder, which then works as --idm."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from vid2act.idm.train import IDMTrainConfig, train
 
     config = IDMTrainConfig(str(data), str(out), head, modalities, context, width, steps, batch_size, lr,
                             eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device)
-    columns = (TextColumn("train idm"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-               TextColumn("{task.fields[rate]} samples/s"), TextColumn("ETA"), TimeRemainingColumn())
-    # Under `accelerate launch` every process runs this command; only the first one reports.
-    main_process = int(os.environ.get("RANK", "0")) == 0
-    with Progress(*columns, console=console, disable=not main_process) as progress:
-        bar = progress.add_task("train", total=steps, loss="-", rate="-")
-
-        def on_step(step: int, loss: float, rate: float) -> None:
-            progress.update(bar, completed=step, loss=f"{loss:.4f}", rate=f"{rate:.0f}")
-
-        on_message = progress.console.print if main_process else (lambda text: None)
-        metrics = train(config, resume=resume, force=force, on_step=on_step, on_message=on_message)
+    metrics = _run_with_progress("train idm", steps, lambda on_step, on_message: train(
+        config, resume=resume, force=force, on_step=on_step, on_message=on_message))
     if metrics:  # the main process
         console.print(f"gripper accuracy {metrics['gripper_accuracy']:.3f}, normalized MSE "
                       f"{ {k: round(v, 4) for k, v in metrics['normalized_mse'].items()} }")
+        emit(str(out))
+
+
+@app.command("video")
+@handle_errors
+def video(
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (from `vid2act collect`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, samples, snapshots, the planner."),
+    modalities: str = typer.Option("rgbd", "--modalities", help="rgb or rgbd (plans with metric depth)."),
+    stride: int = typer.Option(4, "--stride", help="Dataset frames between the plan's keyframes."),
+    frames: int = typer.Option(0, "--frames", help="Keyframes per plan; 0 covers the longest episode."),
+    widths: str = typer.Option("128,192,256", "--widths", help="UNet channels per level, comma-separated."),
+    steps: int = typer.Option(5000, "--steps", help="Optimizer steps."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Clips per step and process."),
+    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
+    eval_every: int = typer.Option(500, "--eval-every", help="Sample plans, score them and snapshot every N steps."),
+    checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Checkpoint every N steps."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
+    seed: int = typer.Option(0, "--seed", help="Seeds initialisation, clips, noise and text dropout."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    force: bool = typer.Option(False, "--force", "-f", help="Delete --out and start over."),
+) -> None:
+    """Train the video planner. Prints the run folder, which then works as --model."""
+    from vid2act.video.train import VideoTrainConfig, train
+
+    try:
+        levels = tuple(int(w) for w in widths.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{widths!r} is not a comma-separated list of integers", param_hint="--widths")
+    config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, levels, steps, batch_size, lr,
+                              eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device)
+    metrics = _run_with_progress("train video", steps, lambda on_step, on_message: train(
+        config, resume=resume, force=force, on_step=on_step, on_message=on_message))
+    if metrics:
+        console.print(f"validation PSNR {metrics['psnr']:.2f} dB")
         emit(str(out))

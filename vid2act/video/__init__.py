@@ -1,0 +1,1 @@
+"""The video planner: text encoder, diffusion pipeline, training."""

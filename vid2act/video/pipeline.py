@@ -1,0 +1,286 @@
+"""The video planner: a diffusers `UNet2DConditionModel` that draws a whole plan at once, every frame of it
+stacked in the channels, and the `DiffusionPipeline` that samples it.
+
+- A plan is the start frame plus `frames` keyframes, `stride` dataset frames apart (so it covers
+  frames x stride x frame_interval control steps), RGB or RGB-D.
+- The UNet sees the noisy plan and, concatenated in the channels, the start frame (UniPi's conditioning),
+  both folded 2x2 into channels (space-to-depth, lossless): 24x32 instead of 48x64 is 2.5x faster to train
+  with the same pixels in and out.
+- It predicts the clean plan as its change from the start frame (`prediction_type="sample"`): most pixels
+  do not change, so that target is mostly zero and the net spends itself on the arm and the moved object.
+- The instruction enters twice: its MiniLM token embeddings by cross-attention at the coarsest level (they
+  tell "red block onto blue pad" from "blue block onto red pad", which the mean embedding barely does:
+  cosine 0.997), and its mean embedding through the time embedding of every block.
+- Classifier-free guidance: the unconditional prompt is all-zero embeddings (dropped in training).
+Saved in the diffusers layout: model_index.json (with the planner's settings), unet/, scheduler/."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, UNet2DConditionModel
+from diffusers.utils import BaseOutput
+
+from vid2act.errors import UsageError, Vid2ActError
+from vid2act.video import text
+
+PLANNER_FORMAT = "vid2act.video/1"
+PLANNER_FILE = "planner.json"  # beside model_index.json: what the plan is (frames, stride, modalities, ...)
+DEFAULT_PLANNER = "planner-rgbd"  # what `--model default` names, under models/
+FOLD = 2  # space-to-depth factor
+SAMPLERS = {"ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
+
+
+@dataclass(frozen=True)
+class PlannerShape:
+    frames: int = 19  # keyframes after the start frame
+    stride: int = 4  # dataset frames between keyframes
+    modalities: str = "rgbd"
+    image_size: tuple[int, int] = (48, 64)
+
+    @property
+    def channels(self) -> int:
+        return 4 if self.modalities == "rgbd" else 3
+
+    def check(self) -> None:
+        if self.modalities not in ("rgb", "rgbd"):
+            raise UsageError(f"unknown modalities {self.modalities!r}; choose rgb or rgbd")
+        if self.frames < 1 or self.stride < 1:
+            raise UsageError("the planner needs at least one keyframe and a stride of at least 1")
+        if self.image_size[0] % 16 or self.image_size[1] % 16:
+            raise UsageError(f"image size {self.image_size} must be multiples of 16")
+
+
+def make_unet(shape: PlannerShape, widths=(128, 192, 256)) -> UNet2DConditionModel:
+    c = shape.channels
+    return UNet2DConditionModel(
+        sample_size=(shape.image_size[0] // FOLD, shape.image_size[1] // FOLD),
+        in_channels=(shape.frames + 1) * c * FOLD * FOLD, out_channels=shape.frames * c * FOLD * FOLD,
+        down_block_types=("DownBlock2D",) * (len(widths) - 1) + ("CrossAttnDownBlock2D",),
+        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (len(widths) - 1),
+        mid_block_type="UNetMidBlock2DCrossAttn", block_out_channels=tuple(widths), layers_per_block=1,
+        norm_num_groups=16, cross_attention_dim=text.EMBEDDING_DIM,
+        attention_head_dim=4,  # in the 2-D UNet this is the number of heads
+        class_embed_type="projection", projection_class_embeddings_input_dim=text.EMBEDDING_DIM,
+        resnet_time_scale_shift="scale_shift")
+
+
+def make_scheduler(sampler: str = "ddim", config=None):
+    """Training and sampling share one noise schedule: cosine, clean-sample prediction, `trailing` spacing
+    so a few-step sampler starts from pure noise."""
+    if sampler not in SAMPLERS:
+        raise UsageError(f"unknown sampler {sampler!r}; choose {' or '.join(SAMPLERS)}")
+    if config is not None:
+        return SAMPLERS[sampler].from_config(config)
+    common = dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="sample",
+                  timestep_spacing="trailing")
+    if sampler == "ddim":
+        return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False)
+    return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2)
+
+
+# --- pixels <-> model space ------------------------------------------------------------------------------
+def to_model(rgb: torch.Tensor, depth: torch.Tensor | None, depth_mean: float, depth_std: float) -> torch.Tensor:
+    """uint8 rgb [B, T, H, W, 3] (+ depth [B, T, H, W] metres) -> float [B, T, C, H, W], about unit scale."""
+    x = rgb.float() / 127.5 - 1.0
+    if depth is not None:
+        x = torch.cat([x, ((depth.float() - depth_mean) / depth_std).unsqueeze(-1)], dim=-1)
+    return x.permute(0, 1, 4, 2, 3)
+
+
+def fold(x: torch.Tensor) -> torch.Tensor:
+    """[B, T, C, H, W] -> [B, T*C*4, H/2, W/2]."""
+    b, t, c, h, w = x.shape
+    return F.pixel_unshuffle(x.reshape(b, t * c, h, w), FOLD)
+
+
+def unfold(x: torch.Tensor, channels: int) -> torch.Tensor:
+    y = F.pixel_shuffle(x, FOLD)
+    b, tc, h, w = y.shape
+    return y.reshape(b, tc // channels, channels, h, w)
+
+
+def null_prompt(batch: int, device=None) -> dict[str, torch.Tensor]:
+    return {"tokens": torch.zeros(batch, text.MAX_TOKENS, text.EMBEDDING_DIM, device=device),
+            "mask": torch.ones(batch, text.MAX_TOKENS, dtype=torch.bool, device=device),
+            "pooled": torch.zeros(batch, text.EMBEDDING_DIM, device=device)}
+
+
+def predict(unet, noisy_change: torch.Tensor, start: torch.Tensor, timestep, prompt: dict) -> torch.Tensor:
+    """The UNet's estimate of the clean change from the start frame. noisy_change [B, K, C, H, W],
+    start [B, 1, C, H, W]."""
+    x = fold(torch.cat([noisy_change, start], dim=1))
+    out = unet(x, timestep, encoder_hidden_states=prompt["tokens"], class_labels=prompt["pooled"],
+               encoder_attention_mask=prompt["mask"]).sample
+    return unfold(out, start.shape[2])
+
+
+@dataclass
+class PlanOutput(BaseOutput):
+    """rgb uint8 [N, K+1, H, W, 3] and depth float32 metres [N, K+1, H, W] (None for an RGB planner);
+    frame 0 is the start frame."""
+    rgb: np.ndarray
+    depth: np.ndarray | None
+
+
+class VideoPlannerPipeline(DiffusionPipeline):
+    """Start image + instruction -> a plan video.
+
+        pipe = VideoPlannerPipeline.from_pretrained("models/planner-rgbd")
+        plan = pipe(image, "push the red block onto the blue pad", depth=depth, generator=torch.Generator().manual_seed(0))
+    """
+
+    def __init__(self, unet: UNet2DConditionModel, scheduler, planner: dict | None = None):
+        super().__init__()
+        if planner is None:
+            raise Vid2ActError("the planner settings (planner.json) are missing")
+        self.register_modules(unet=unet, scheduler=scheduler)
+        self.planner = planner  # the plan's shape, normalization and provenance; planner.json on disk
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        if "planner" not in kwargs:
+            import json
+            kwargs["planner"] = json.loads((Path(pretrained_model_name_or_path) / PLANNER_FILE).read_text())
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def save_pretrained(self, save_directory, **kwargs):
+        from vid2act.files import write_json
+        super().save_pretrained(save_directory, **kwargs)
+        write_json(Path(save_directory) / PLANNER_FILE, self.planner)
+
+    @property
+    def shape(self) -> PlannerShape:
+        p = self.planner
+        return PlannerShape(p["frames"], p["stride"], p["modalities"], tuple(p["image_size"]))
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray, prompt: str, depth: np.ndarray | None = None,
+                 num_inference_steps: int = 10, guidance_scale: float = 2.0,
+                 generator: torch.Generator | None = None, num_videos_per_prompt: int = 1) -> PlanOutput:
+        shape, planner = self.shape, self.planner
+        if num_inference_steps < 1:
+            raise UsageError(f"--steps must be at least 1 (got {num_inference_steps})")
+        if guidance_scale < 0:
+            raise UsageError(f"--guidance must be 0 or more (got {guidance_scale})")
+        if num_videos_per_prompt < 1:
+            raise UsageError(f"--num-samples must be at least 1 (got {num_videos_per_prompt})")
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise Vid2ActError(f"the start image must be uint8 RGB [H, W, 3]; got {image.dtype} {list(image.shape)}")
+        if image.shape[:2] != shape.image_size:
+            raise Vid2ActError(f"the start image is {image.shape[0]}x{image.shape[1]}; this planner draws "
+                               f"{shape.image_size[0]}x{shape.image_size[1]} (pass --resize to resize it)")
+        if shape.modalities == "rgbd":
+            if depth is None:
+                raise Vid2ActError("this planner is RGB-D and needs the start depth (--depth, or a --scene folder "
+                                   "with start_depth.npy)")
+            depth = np.asarray(depth, dtype=np.float32)
+            if depth.shape != shape.image_size or not np.isfinite(depth).all():
+                raise Vid2ActError(f"the start depth must be finite metres [{shape.image_size[0]}, "
+                                   f"{shape.image_size[1]}]; got {list(depth.shape)}")
+        else:
+            depth = None
+        n, device = num_videos_per_prompt, self.unet.device
+        dtype = self.unet.dtype
+        prompt_embeds = {k: v.to(device) for k, v in text.encode([prompt]).items()}
+        cond = {k: v.expand(n, *v.shape[1:]) for k, v in prompt_embeds.items()}
+        guided = guidance_scale != 1.0
+        if guided:
+            uncond = null_prompt(n, device)
+            cond = {k: torch.cat([uncond[k], cond[k]]).to(dtype if v.is_floating_point() else v.dtype)
+                    for k, v in cond.items()}
+        else:
+            cond = {k: v.to(dtype) if v.is_floating_point() else v for k, v in cond.items()}
+        start = to_model(torch.from_numpy(image)[None, None],
+                         torch.from_numpy(depth)[None, None] if depth is not None else None,
+                         planner["depth_mean"], planner["depth_std"]).to(device, dtype)
+        start = start.expand(n, *start.shape[1:])
+        c = shape.channels
+        h, w = shape.image_size
+        change = torch.randn((n, shape.frames, c, h, w), generator=generator, dtype=torch.float32).to(device)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        for t in self.scheduler.timesteps:
+            model_in = self.scheduler.scale_model_input(change, t).to(dtype)
+            if guided:
+                both = predict(self.unet, torch.cat([model_in, model_in]), torch.cat([start, start]), t, cond).float()
+                unconditional, conditional = both.chunk(2)
+                estimate = unconditional + guidance_scale * (conditional - unconditional)
+            else:
+                estimate = predict(self.unet, model_in, start, t, cond).float()
+            # the scheduler works on flat [N, K*C, H, W] tensors
+            step = self.scheduler.step(estimate.flatten(1, 2), t, change.flatten(1, 2), generator=generator)
+            change = step.prev_sample.view_as(change)
+        video = torch.cat([start.float(), start.float() + change], dim=1).cpu()
+        rgb = ((video[:, :, :3].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+        if shape.modalities == "rgbd":
+            plan_depth = (video[:, :, 3] * planner["depth_std"] + planner["depth_mean"]).numpy()
+            plan_depth[:, 0] = depth  # the start frame is the given one, exactly
+            rgb[:, 0] = image
+        else:
+            plan_depth = None
+            rgb[:, 0] = image
+        return PlanOutput(rgb=rgb, depth=plan_depth)
+
+
+# --- files -------------------------------------------------------------------------------------------------
+def resolve_planner(reference: str) -> Path:
+    from vid2act.idm.model import resolve
+    return resolve(reference, default=DEFAULT_PLANNER)
+
+
+def load_planner(reference: str, device: str = "cpu", sampler: str | None = None) -> VideoPlannerPipeline:
+    """A planner folder (diffusers layout) or shipped name -> the pipeline in fp32 on `device`."""
+    import json
+
+    from vid2act.files import check_action_space, load_json
+    folder = resolve_planner(reference)
+    if not (folder / "model_index.json").exists():
+        hint = " (that is an IDM; give it to --idm)" if (folder / "config.json").exists() else ""
+        raise Vid2ActError(f"{folder} has no model_index.json; is it a planner folder (from `vid2act train video`)?{hint}")
+    planner_path = folder / PLANNER_FILE
+    if not planner_path.exists():
+        raise Vid2ActError(f"{folder} is incomplete: {PLANNER_FILE} is missing")
+    planner = load_json(planner_path, "planner settings")
+    if planner.get("format") != PLANNER_FORMAT:
+        raise Vid2ActError(f"{planner_path} is of format {planner.get('format')!r}; this vid2act reads {PLANNER_FORMAT!r}")
+    check_action_space(planner.get("action_space", {}), planner_path)
+    for part in ("unet/config.json", "scheduler/scheduler_config.json"):
+        if not (folder / part).exists():
+            raise Vid2ActError(f"{folder} is incomplete: {part} is missing")
+    weights = sorted((folder / "unet").glob("*.safetensors"))
+    if not weights:
+        others = [p.name for p in (folder / "unet").iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
+        hint = f" ({', '.join(others)} found: vid2act loads only safetensors, never pickles)" if others else ""
+        raise Vid2ActError(f"{folder}/unet has no safetensors weights{hint}")
+    try:
+        unet = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True, torch_dtype=torch.float32)
+        scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+        scheduler = make_scheduler(sampler or _sampler_name(scheduler_config), scheduler_config)
+    except (OSError, ValueError, RuntimeError, KeyError, EnvironmentError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise Vid2ActError(f"{folder} could not be loaded ({first_line})") from None
+    pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=scheduler, planner=planner)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def _sampler_name(scheduler_config: dict) -> str:
+    for name, cls in SAMPLERS.items():
+        if scheduler_config.get("_class_name") == cls.__name__:
+            return name
+    raise Vid2ActError(f"unknown scheduler {scheduler_config.get('_class_name')!r}; vid2act samples with "
+                       f"{', '.join(c.__name__ for c in SAMPLERS.values())}")
+
+
+def save_planner(folder: Path, unet: UNet2DConditionModel, planner: dict, half: bool = False) -> None:
+    """The diffusers layout into `folder` (which the caller creates atomically). `half` stores fp16 weights."""
+    import copy
+    unet = copy.deepcopy(unet).to("cpu")
+    if half:
+        unet = unet.half()
+    pipe = VideoPlannerPipeline(unet=unet, scheduler=make_scheduler("ddim"), planner=planner)
+    pipe.save_pretrained(folder, safe_serialization=True)

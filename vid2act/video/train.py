@@ -1,0 +1,321 @@
+"""Train the video planner: one loop, top to bottom. Runs unchanged under `accelerate launch` (several GPUs,
+processes or machines): every process draws its own clips, gradients are averaged, the main process keeps
+the EMA weights and writes checkpoints, sample plans and snapshots.
+
+Clips, noise, timesteps and text dropout come from generators seeded by (seed, step, process), and the
+learning rate is a function of the step, so a run resumed from its checkpoint continues exactly."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from vid2act import __version__
+from vid2act.data.dataset import Dataset
+from vid2act.errors import UsageError, Vid2ActError
+from vid2act.files import output_dir, write_bytes, write_json, write_video
+from vid2act.idm.train import make_accelerator
+from vid2act.sim.world import ACTION_SPACE, FPS
+from vid2act.video import text
+from vid2act.video.pipeline import (PLANNER_FORMAT, PlannerShape, VideoPlannerPipeline, make_scheduler,
+                                    make_unet, predict, save_planner, to_model)
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass(frozen=True)
+class VideoTrainConfig:
+    data: str
+    out: str
+    modalities: str = "rgbd"
+    stride: int = 4
+    frames: int = 0  # 0: enough keyframes to cover the dataset's longest episode
+    widths: tuple[int, ...] = (128, 192, 256)
+    steps: int = 6000
+    batch_size: int = 16
+    lr: float = 2e-4
+    warmup: int = 200
+    weight_decay: float = 0.0
+    text_dropout: float = 0.1  # share of clips trained without their prompt, for classifier-free guidance
+    start_at_beginning: float = 0.5  # share of clips that start at an episode's first frame; the rest anywhere
+    snr_cap: float = 5.0  # loss weight min(SNR, cap) + 1 on the clean-sample error
+    ema_decay: float = 0.999
+    val_fraction: float = 0.05
+    val_clips: int = 16
+    eval_every: int = 500
+    checkpoint_every: int = 250
+    sample_steps: int = 10
+    sample_guidance: float = 2.0
+    seed: int = 0
+    device: str = "cpu"
+
+    def check(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise UsageError("--steps, --batch-size and --lr must be positive")
+        if self.stride < 1 or self.frames < 0:
+            raise UsageError("--stride must be at least 1 and --frames at least 0 (0: cover the longest episode)")
+        if not 0 < self.val_fraction < 1:
+            raise UsageError("the validation fraction must lie between 0 and 1")
+
+
+class ClipData:
+    """Every frame of some episodes in memory (rgb uint8, depth float16), and their prompts' embeddings."""
+
+    def __init__(self, dataset: Dataset, episodes: list[int], modalities: str):
+        rgb, depth, starts, lengths, prompts = [], [], [], [], []
+        offset = 0
+        for i in episodes:
+            episode = dataset.episode(i, ("rgb", "depth", "instruction"))
+            rgb.append(episode["rgb"])
+            if modalities == "rgbd":
+                depth.append(episode["depth"])
+            starts.append(offset)
+            lengths.append(len(episode["rgb"]))
+            prompts.append(str(episode["instruction"]))
+            offset += len(episode["rgb"])
+        self.rgb = torch.from_numpy(np.concatenate(rgb))
+        self.depth = torch.from_numpy(np.concatenate(depth)) if depth else None
+        self.starts, self.lengths = torch.tensor(starts), torch.tensor(lengths)
+        self.prompts = prompts
+        unique = sorted(set(prompts))
+        embedded = text.encode(unique)
+        row = {p: k for k, p in enumerate(unique)}
+        self.prompt_row = torch.tensor([row[p] for p in prompts])
+        self.embeddings = embedded
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def clip_frames(self, episodes: torch.Tensor, first: torch.Tensor, shape: PlannerShape) -> torch.Tensor:
+        """Global frame indices [B, K+1]: each clip's first frame, then every `stride`-th, held at the end."""
+        offsets = first[:, None] + shape.stride * torch.arange(shape.frames + 1)[None, :]
+        offsets = torch.minimum(offsets, self.lengths[episodes][:, None] - 1)
+        return self.starts[episodes][:, None] + offsets
+
+    def clips(self, episodes, first, shape: PlannerShape, depth_mean: float, depth_std: float, device):
+        index = self.clip_frames(episodes, first, shape)
+        depth = self.depth[index] if self.depth is not None else None
+        video = to_model(self.rgb[index], depth, depth_mean, depth_std).to(device)
+        rows = self.prompt_row[episodes]
+        prompt = {k: v[rows].to(device) for k, v in self.embeddings.items()}
+        return video, prompt
+
+
+def learning_rate(config: VideoTrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# --- checkpoints: model, EMA and optimizer state as safetensors, the rest as JSON -------------------------
+def save_checkpoint(run: Path, step: int, model, ema: dict, optimizer, config: VideoTrainConfig,
+                    history: list[dict], seconds: float) -> None:
+    from safetensors.torch import save
+    state = optimizer.state_dict()
+    tensors = {f"{param}.{name}": value.contiguous() for param, values in state["state"].items()
+               for name, value in values.items()}
+    with output_dir(run / CHECKPOINT, force=True) as tmp:
+        write_bytes(tmp / "model.safetensors",
+                    save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
+        write_bytes(tmp / "ema.safetensors", save({k: v.cpu().contiguous() for k, v in ema.items()}))
+        write_bytes(tmp / "optimizer.safetensors", save(tensors))
+        write_json(tmp / "state.json", {"step": step, "config": _config_json(config), "history": history,
+                                        "train_seconds": seconds, "param_groups": state["param_groups"]})
+
+
+def _config_json(config: VideoTrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(config)))  # tuples as lists, as they come back from disk
+
+
+def load_checkpoint(run: Path, model, ema: dict, optimizer, config: VideoTrainConfig):
+    from safetensors.torch import load_file
+    folder = run / CHECKPOINT
+    state = json.loads((folder / "state.json").read_text())
+    if state["config"] != _config_json(config):
+        now = _config_json(config)
+        changed = {k: (v, now.get(k)) for k, v in state["config"].items() if now.get(k) != v}
+        raise UsageError(f"{run} was started with other settings {changed}; resume with the same options")
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    ema.update(load_file(str(folder / "ema.safetensors")))
+    per_param: dict[int, dict] = {}
+    for key, value in load_file(str(folder / "optimizer.safetensors")).items():
+        param, name = key.split(".", 1)
+        per_param.setdefault(int(param), {})[name] = value
+    optimizer.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
+    return state["step"], state["history"], state["train_seconds"]
+
+
+# --- validation: plans from held-out episodes' first frames against what the oracle did ----------------------
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+
+
+@torch.no_grad()
+def validate(pipe: VideoPlannerPipeline, data: ClipData, shape: PlannerShape, config: VideoTrainConfig,
+             sample_path: Path | None) -> dict:
+    """PSNR of guided plans (EMA weights) against the true keyframes of the first `val_clips` held-out
+    episodes, all from their first frame; the first four side by side (truth above, plan below) as an mp4."""
+    scores, strips = [], []
+    for k in range(min(config.val_clips, len(data))):
+        index = data.clip_frames(torch.tensor([k]), torch.tensor([0]), shape)[0]
+        truth = data.rgb[index].numpy()
+        depth = data.depth[index[0]].float().numpy() if data.depth is not None else None
+        plan = pipe(truth[0], data.prompts[k], depth=depth, num_inference_steps=config.sample_steps,
+                    guidance_scale=config.sample_guidance, generator=torch.Generator().manual_seed(k))
+        scores.append(psnr(plan.rgb[0, 1:], truth[1:]))
+        if k < 4:
+            strips.append(np.concatenate([truth, plan.rgb[0]], axis=1))
+    if sample_path is not None and strips:
+        write_video(sample_path, np.concatenate(strips, axis=2), fps=FPS / shape.stride)
+    return {"psnr": float(np.mean(scores)), "psnr_per_clip": [round(s, 2) for s in scores]}
+
+
+# --- the loop ---------------------------------------------------------------------------------------------
+def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
+          on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
+          on_message: Callable[[str], None] = lambda text: None) -> dict:
+    config.check()
+    accelerator = make_accelerator(config.device)
+    run = Path(config.out)
+    if accelerator.is_main_process:
+        if run.exists() and any(run.iterdir()) and not resume:
+            if not force:
+                raise UsageError(f"{run} already exists; pass --resume to continue it or --force to start over")
+            shutil.rmtree(run)
+        if resume and not (run / CHECKPOINT).exists():
+            on_message(f"no checkpoint in {run} yet: starting from step 0")
+        run.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+
+    # Data: every frame in memory, the last episodes held out for validation.
+    dataset = Dataset(config.data)
+    held_out = max(1, round(len(dataset) * config.val_fraction))
+    if len(dataset) - held_out < 1:
+        raise Vid2ActError(f"{config.data} has {len(dataset)} episodes; need at least 2 (one for validation)")
+    train_episodes = list(range(len(dataset) - held_out))
+    val_episodes = list(range(len(dataset) - held_out, len(dataset)))
+    data = ClipData(dataset, train_episodes, config.modalities)
+    val_data = ClipData(dataset, val_episodes, config.modalities)
+    longest = int(data.lengths.max())
+    frames = config.frames or math.ceil((longest - 1) / config.stride)
+    shape = PlannerShape(frames, config.stride, config.modalities, tuple(dataset.info["image_size"]))
+    shape.check()
+    if data.depth is not None:
+        sample = data.depth[:: max(1, len(data.depth) // 2000)].float()
+        depth_mean, depth_std = float(sample.mean()), float(sample.std())
+    else:
+        depth_mean, depth_std = 0.0, 1.0  # an RGB planner reads no depth
+    planner = {"format": PLANNER_FORMAT, "frames": frames, "stride": config.stride,
+               "frame_interval": config.stride * dataset.info["frame_interval"],
+               "fps": dataset.info["fps"] / config.stride, "modalities": config.modalities,
+               "image_size": list(shape.image_size), "depth_mean": depth_mean, "depth_std": depth_std,
+               "text_encoder": text.ENCODER_NAME, "max_tokens": text.MAX_TOKENS, "action_space": ACTION_SPACE,
+               "dataset": {"path": str(Path(config.data).resolve()), "format": dataset.info["format"],
+                           "episodes": len(dataset), "tasks": list(dataset.info["tasks"]),
+                           "split": dataset.info["config"]["split"], "train_episodes": len(train_episodes),
+                           "validation_episodes": len(val_episodes), "longest_episode": longest}}
+    on_message(f"{len(train_episodes)} training episodes, {len(val_episodes)} for validation; plans of "
+               f"{frames} keyframes every {config.stride} frames ({frames * config.stride} of {longest} frames)")
+
+    torch.manual_seed(config.seed)
+    model = make_unet(shape, config.widths)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+    noise_schedule = make_scheduler("ddim")
+    alphas = noise_schedule.alphas_cumprod.to(accelerator.device)
+    start, history, seconds_before = 0, [], 0.0
+    if resume and (run / CHECKPOINT).exists():
+        start, history, seconds_before = load_checkpoint(run, model, ema, optimizer, config)
+    if start:
+        on_message(f"resuming {run} at step {start}")
+    model, optimizer = accelerator.prepare(model, optimizer)
+    parameters = accelerator.unwrap_model(model).state_dict(keep_vars=True)
+
+    def snapshot(step: int) -> VideoPlannerPipeline:
+        """A pipeline with the EMA weights, for sampling."""
+        unet = make_unet(shape, config.widths)
+        unet.load_state_dict(ema)
+        info = {**planner, "training": {**_config_json(config), "step": step,
+                                        "processes": accelerator.num_processes, "vid2act_version": __version__}}
+        pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=make_scheduler("ddim"), planner=info)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    started, samples = time.perf_counter(), 0
+    for step in range(start, config.steps):
+        model.train()
+        rng = np.random.default_rng([config.seed, step, accelerator.process_index])
+        episodes = torch.from_numpy(rng.integers(0, len(data), config.batch_size))
+        lengths = data.lengths[episodes].numpy()
+        first = np.where(rng.random(config.batch_size) < config.start_at_beginning, 0,
+                         (rng.random(config.batch_size) * (lengths - 1)).astype(np.int64))
+        video, prompt = data.clips(episodes, torch.from_numpy(first), shape, depth_mean, depth_std,
+                                   accelerator.device)
+        drop = torch.from_numpy(rng.random(config.batch_size) < config.text_dropout).to(accelerator.device)
+        prompt["tokens"] = torch.where(drop[:, None, None], 0.0, prompt["tokens"])
+        prompt["pooled"] = torch.where(drop[:, None], 0.0, prompt["pooled"])
+        prompt["mask"] = torch.where(drop[:, None], True, prompt["mask"])
+        begin, change = video[:, :1], video[:, 1:] - video[:, :1]
+        generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+        noise = torch.randn(change.shape, generator=generator).to(accelerator.device)
+        timesteps = torch.from_numpy(rng.integers(0, len(alphas), config.batch_size)).to(accelerator.device)
+        a = alphas[timesteps].view(-1, 1, 1, 1, 1)
+        noisy = a.sqrt() * change + (1 - a).sqrt() * noise
+        estimate = predict(model, noisy, begin, timesteps, prompt)
+        snr = (a / (1 - a)).flatten()
+        weight = snr.clamp(max=config.snr_cap) + 1
+        loss = (weight * (estimate - change).pow(2).mean(dim=(1, 2, 3, 4))).mean()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        decay = min(config.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for name, average in ema.items():
+                average.lerp_(parameters[name].detach().float().cpu(), 1 - decay)
+        samples += config.batch_size * accelerator.num_processes
+        done = step + 1
+        on_step(done, loss.item(), samples / (time.perf_counter() - started))
+
+        if accelerator.is_main_process and (done % config.eval_every == 0 or done == config.steps):
+            seconds = seconds_before + time.perf_counter() - started
+            pipe = snapshot(done)
+            metrics = validate(pipe, val_data, shape, config, run / "samples" / f"step-{done:06d}.mp4")
+            history.append({"step": done, "loss": loss.item(), "train_seconds": round(seconds, 1), **metrics})
+            with output_dir(run / "snapshots" / f"step-{done:06d}", force=True) as tmp:
+                save_planner(tmp, pipe.unet, pipe.planner, half=True)
+            on_message(f"step {done}: validation PSNR {metrics['psnr']:.2f} dB ({seconds / 60:.1f} min)")
+        if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
+            save_checkpoint(run, done, accelerator.unwrap_model(model), ema, optimizer, config, history,
+                            seconds_before + time.perf_counter() - started)
+        accelerator.wait_for_everyone()
+
+    if not accelerator.is_main_process:
+        return {}
+    seconds = seconds_before + time.perf_counter() - started
+    final = history[-1]
+    write_json(run / "metrics.json", {"final": final, "history": history, "train_seconds": seconds})
+    pipe = snapshot(config.steps)
+    pipe.planner["metrics"] = final
+    pipe.planner["train_seconds"] = seconds
+    for part in ("model_index.json", "planner.json", "unet", "scheduler"):
+        target = run / part
+        if target.is_dir():
+            shutil.rmtree(target)
+    with output_dir(run / "model.tmp", force=True) as tmp:
+        save_planner(tmp, pipe.unet, pipe.planner)
+    for item in (run / "model.tmp").iterdir():
+        item.replace(run / item.name)
+    (run / "model.tmp").rmdir()
+    return final
