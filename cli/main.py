@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from vid2act.cli import collect, execute, oracle, scene, tasks, train, translate
+from vid2act.cli import collect, execute, generate, oracle, scene, tasks, train, translate
 
 app = typer.Typer(
     name="vid2act",
@@ -40,6 +40,7 @@ app.command("oracle")(oracle.oracle)
 app.command("execute")(execute.execute)
 app.command("collect")(collect.collect)
 app.add_typer(train.app, name="train")
+app.command("generate")(generate.generate)
 app.command("translate")(translate.translate)
 
 

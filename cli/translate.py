@@ -14,6 +14,8 @@ def translate(
     idm: str = typer.Option("default", "--idm", help="IDM run folder, or the name of a shipped model."),
     out: str = typer.Option(..., "--out", "-o", help="Actions file to write; - for stdout."),
     resize: bool = typer.Option(False, "--resize", help="Resize frames of another size to the model's."),
+    stride: int = typer.Option(None, "--stride", help="Dataset frames between the source's frames (a plan "
+                                                      "folder says; otherwise 1).", show_default=False),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
@@ -23,7 +25,7 @@ def translate(
 
     if out != STDIO:
         check_can_write(Path(out), force)
-    actions, source_info = translate_frames(source, idm, resize=resize, device=device)
+    actions, source_info = translate_frames(source, idm, resize=resize, device=device, stride=stride)
     if source_info["clipped"]:
         console.print(f"[yellow]warning:[/] {source_info['clipped']} predicted values lay outside the action "
                       "bounds and were clipped to them (counted in the file's source.clipped)")

@@ -330,3 +330,31 @@ def resize_frames(rgb: np.ndarray, depth: np.ndarray | None, size: tuple[int, in
         depth = np.stack([np.asarray(Image.fromarray(d.astype(np.float32)).resize((width, height), Image.NEAREST))
                           for d in depth])
     return rgb, depth
+
+
+# --- plan ------------------------------------------------------------------------------------------------
+PLAN_FORMAT = "vid2act.plan/1"
+
+
+def write_plan(folder: Path, document: dict, samples: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
+    """plan.json + frames.npz + plan.mp4 of the first sample (the plan); further samples under samples/NN/
+    with the same two files. `folder` is the temporary folder of an `output_dir`."""
+    fps = document["fps"]
+    for k, (rgb, depth) in enumerate(samples):
+        where = folder if k == 0 else folder / "samples" / f"{k:02d}"
+        write_frames(where, rgb, depth)
+        write_video(where / "plan.mp4", rgb, fps)
+    write_json(folder / "plan.json", document)
+
+
+def read_plan(folder: Path) -> dict | None:
+    """The plan document of a plan folder, or None where the folder holds no plan.json (a rollout, say)."""
+    path = Path(folder) / "plan.json"
+    if not path.exists():
+        return None
+    document = load_json(path, "plan")
+    check_format(document, PLAN_FORMAT, path)
+    for key, kind in (("stride", int), ("frame_interval", int)):
+        if not isinstance(document.get(key), kind) or document[key] < 1:
+            raise Vid2ActError(f"{path}: field {key!r} must be a positive integer")
+    return document

