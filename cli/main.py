@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from vid2act.cli import collect, execute, generate, oracle, scene, tasks, train, translate
+from vid2act.cli import collect, eval as eval_cli, execute, generate, oracle, scene, tasks, train, translate
 
 app = typer.Typer(
     name="vid2act",
@@ -42,6 +42,7 @@ app.command("collect")(collect.collect)
 app.add_typer(train.app, name="train")
 app.command("generate")(generate.generate)
 app.command("translate")(translate.translate)
+app.command("eval")(eval_cli.eval_command)
 
 
 def main() -> None:

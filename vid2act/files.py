@@ -227,8 +227,8 @@ def read_actions(path) -> tuple[np.ndarray, dict]:
 def result_document(scene: dict, rollout, actions_source, scene_dir) -> dict:
     return {"format": RESULT_FORMAT, "success": bool(rollout.success), "task": scene["task"],
             "split": scene.get("split"), "seed": scene["seed"], "instruction": scene["instruction"],
-            "steps": len(rollout.actions), "metrics": rollout.distances, "scene": str(scene_dir),
-            "actions_source": actions_source}
+            "steps": len(rollout.actions), "steps_since_start": scene.get("steps_taken", 0) + len(rollout.actions),
+            "metrics": rollout.distances, "scene": str(scene_dir), "actions_source": actions_source}
 
 
 def write_frames(folder: Path, rgb: np.ndarray, depth: np.ndarray | None) -> None:

@@ -154,15 +154,22 @@ def predict_actions(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndar
 GRIPPER_SETTLE_FRAMES = 5  # frames to hold still after a gripper command changes (closing takes this long)
 
 
-@torch.no_grad()
 def predict_keyframe_actions(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndarray | None,
                              stride: int, settle: int = GRIPPER_SETTLE_FRAMES, device: str = "cpu") -> np.ndarray:
     """Actions for keyframes `stride` frames apart (a plan drawn at a coarser frame rate than the IDM's):
-    the grasp point and gripper command of each keyframe, read from that frame alone (its neighbours are
-    too far apart to be the context the IDM was trained on), each move between keyframes split into
-    `stride` equal actions, and where the gripper command changes, `settle` still frames to let it act.
-    Without the settle frames a grasp is cut short by the next move (measured: 4-frame keyframes of
+    the grasp point and gripper command of each keyframe (`keyframe_poses`), each move between keyframes
+    split into `stride` equal actions, and where the gripper command changes, `settle` still frames to let
+    it act. Without the settle frames a grasp is cut short by the next move (measured: 4-frame keyframes of
     oracle rollouts, 35 % pick-and-place success without, 100 % with)."""
+    points, grips = keyframe_poses(model, rgb, depth, device)
+    return expand_keyframes(points, grips, stride, settle)[0]
+
+
+@torch.no_grad()
+def keyframe_poses(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndarray | None,
+                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Grasp point [K, 3] and gripper command [K] of each frame, read from that frame alone: keyframes are
+    too far apart to be the neighbouring-frame context the IDM was trained on."""
     if model.architecture.head == "delta":
         raise Vid2ActError("keyframe plans need an IDM that reads poses (head pose or fused), not a delta head")
     model.eval()
@@ -171,14 +178,22 @@ def predict_keyframe_actions(model: InverseDynamicsModel, rgb: np.ndarray, depth
     depth_t = (torch.from_numpy(depth.astype(np.float32))[:, None].expand(-1, frames, -1, -1)
                if depth is not None else None)
     target, gripper = model.denormalize(model(rgb_t.to(device), depth_t.to(device) if depth_t is not None else None))
-    points, grips = target.cpu().double().numpy(), gripper.cpu().double().numpy()
-    actions = []
+    return target.cpu().double().numpy(), gripper.cpu().double().numpy()
+
+
+def expand_keyframes(points: np.ndarray, grips: np.ndarray, stride: int,
+                     settle: int = GRIPPER_SETTLE_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+    """Actions [N, 4] from keyframe grasp points [K, 3] and gripper commands [K], and for each action the
+    keyframe it heads for (to show a plan beside the rollout it caused)."""
+    actions, heading = [], []
     for k in range(len(points) - 1):
         move = (points[k + 1] - points[k]) / stride
         actions += [[*move, grips[k]]] * stride
+        heading += [k + 1] * stride
         if grips[k + 1] != grips[k]:
             actions += [[0.0, 0.0, 0.0, grips[k + 1]]] * settle
-    return np.asarray(actions, dtype=np.float64).reshape(-1, 4)
+            heading += [k + 1] * settle
+    return np.asarray(actions, dtype=np.float64).reshape(-1, 4), np.asarray(heading, dtype=np.int64)
 
 
 def complementary_filter(points: np.ndarray, moves: np.ndarray, weight: float) -> np.ndarray:

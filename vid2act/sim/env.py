@@ -113,5 +113,12 @@ class Env:
             gripper_width=np.asarray(widths, np.float32),
             success=self.is_success(), distances=self.task.distances(self.world, self.goal))
 
+    def reached_scene(self, actions_taken: int) -> dict:
+        """The state the world is in now as a scene document: a start for the next plan. `steps_taken`
+        counts the actions since the original scene, across every continuation."""
+        scene = {**self.scene, "state": self.world.get_state()}
+        scene["steps_taken"] = self.scene.get("steps_taken", 0) + actions_taken
+        return scene
+
     def run_oracle(self) -> Rollout:
         return self.run(self.task.oracle(self.world, self.goal), max_steps=self.task.max_steps)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from vid2act.cli.common import FORCE_HELP, console, emit, handle_errors
+
+
+@handle_errors
+def eval_command(
+    policy: str = typer.Option("plan", "--policy", help="plan (planner + IDM), gt-video (the oracle's video + "
+                                                       "IDM: the IDM's ceiling), oracle or random."),
+    video: str = typer.Option("default", "--video", help="Planner run folder or shipped name (policy plan)."),
+    idm: str = typer.Option("default", "--idm", help="IDM run folder or shipped name (policies plan, gt-video)."),
+    tasks: str = typer.Option("all", "--tasks", help="Comma-separated task families, or all."),
+    split: str = typer.Option("test", "--split", help="test (seen combinations, unseen seeds) or heldout "
+                                                     "(combinations no training data contains)."),
+    episodes: int = typer.Option(10, "--episodes", "-n", help="Episodes per family."),
+    first_seed: int = typer.Option(0, "--first-seed", help="Offset into the split's seed range."),
+    replan_every: int = typer.Option(0, "--replan-every", "-k", help="Plan again from the real frame after K "
+                                                                     "actions; 0 is open loop."),
+    steps: int = typer.Option(10, "--steps", help="Denoising steps per plan."),
+    guidance: float = typer.Option(2.0, "--guidance", help="Classifier-free guidance scale."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Episodes in parallel processes."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
+    out: Path = typer.Option(..., "--out", "-o", help="Eval folder: eval_info.json, report.md, episodes/."),
+    force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
+) -> None:
+    """Success rates over many seeds, with 95 % intervals. Prints the aggregates as JSON."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from vid2act.eval import EvalConfig, evaluate
+    from vid2act.sim.tasks import TASKS
+
+    families = tuple(TASKS) if tasks == "all" else tuple(t.strip() for t in tasks.split(",") if t.strip())
+    config = EvalConfig(str(out), policy, video, idm, families, split, episodes, first_seed, replan_every, steps,
+                        guidance, workers, device)
+    config.check()
+    if policy in ("plan", "gt-video"):  # a missing model is a clear error now, not in every worker later
+        from vid2act.idm.model import load_idm
+        load_idm(idm)
+    if policy == "plan":
+        from vid2act.video.pipeline import load_planner
+        load_planner(video)
+    columns = (TextColumn(f"eval {policy}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("success {task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn())
+    wins = 0
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("eval", total=len(families) * episodes, rate="-")
+
+        def on_episode(record: dict, done: int, total: int) -> None:
+            nonlocal wins
+            wins += record["success"]
+            progress.update(bar, completed=done, rate=f"{wins}/{done} ({wins / done:.0%})")
+
+        info = evaluate(config, force=force, on_episode=on_episode)
+    for name, a in info["aggregates"].items():
+        console.print(f"{name:<18} {a['successes']:>3}/{a['episodes']:<3} {a['success_rate']:>5.0%}  "
+                      f"95% [{a['wilson95'][0]:.0%}, {a['wilson95'][1]:.0%}]", highlight=False)
+    console.print(f"report: {out / 'report.md'}")
+    emit({"out": str(out), "aggregates": info["aggregates"]})

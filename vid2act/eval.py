@@ -1,0 +1,310 @@
+"""The evaluation harness: scene -> policy -> execute over many seeds, with honest statistics.
+
+Policies:
+- `plan`: the video planner draws a plan from the current frame, the IDM reads actions off it, they run.
+  `replan_every` K > 0 executes K actions, then plans again from the real frame it reached (the rest of the
+  old plan is dropped); K = 0 is UniPi's open loop (one plan, all of its actions).
+- `gt-video`: the oracle's own rollout video read by the IDM (the IDM's ceiling).
+- `oracle`: the scripted expert. `random`: uniform random actions.
+Every policy gets the same time limit (`TIME_LIMIT_FACTOR` x the task's step limit) and success is judged
+once, when the episode ends; a replanning episode ends when a new plan holds still (the planner shows the
+task done), or at the time limit."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vid2act.errors import UsageError
+from vid2act.files import (actions_document, output_dir, write_frames, write_json, write_plan, write_scene,
+                           write_video)
+from vid2act.sim.tasks import TASKS, get_task, seed_range
+
+POLICIES = ("plan", "gt-video", "oracle", "random")
+EVAL_FORMAT = "vid2act.eval/1"
+TIME_LIMIT_FACTOR = 1.5
+STILL_PLAN_M = 0.01  # a plan whose keyframes move the grasp point less than this, gripper unchanged, is "done"
+VIDEO_EPISODES = 1  # per family: episodes whose plan-vs-reality video goes into the report
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    out: str
+    policy: str = "plan"
+    video: str = "default"
+    idm: str = "default"
+    tasks: tuple[str, ...] = tuple(TASKS)
+    split: str = "test"
+    episodes: int = 10  # per task
+    first_seed: int = 0  # offset into the split's seed range
+    replan_every: int = 0
+    steps: int = 10
+    guidance: float = 2.0
+    workers: int = 1
+    device: str = "cpu"
+
+    def check(self) -> None:
+        if self.policy not in POLICIES:
+            raise UsageError(f"unknown policy {self.policy!r}; choose {', '.join(POLICIES)}")
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown:
+            raise UsageError(f"unknown task {unknown[0]!r}; choose from {', '.join(TASKS)}")
+        if self.split not in ("test", "heldout"):
+            raise UsageError(f"--split must be test or heldout (got {self.split!r}); train seeds are for training")
+        if self.episodes < 1:
+            raise UsageError(f"--episodes must be at least 1 (got {self.episodes})")
+        if self.replan_every < 0:
+            raise UsageError(f"--replan-every must be 0 (open loop) or more (got {self.replan_every})")
+        if self.steps < 1 or self.guidance < 0:
+            raise UsageError("--steps must be at least 1 and --guidance 0 or more")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1 (got {self.workers})")
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95 % by default)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# --- one episode -------------------------------------------------------------------------------------------
+@dataclass
+class Models:
+    pipe: object = None
+    idm: object = None
+
+
+_loaded: dict[tuple, Models] = {}  # per process: models load once, not once per episode
+
+
+def _load_models(config: EvalConfig) -> Models:
+    key = (config.policy, config.video, config.idm, config.device)
+    if key not in _loaded:
+        from vid2act.idm.model import load_idm
+        models = Models()
+        if config.policy in ("plan", "gt-video"):
+            models.idm, _ = load_idm(config.idm, config.device)
+        if config.policy == "plan":
+            from vid2act.video.pipeline import load_planner
+            models.pipe = load_planner(config.video, config.device)
+        _loaded[key] = models
+    return _loaded[key]
+
+
+@dataclass
+class Episode:
+    frames: list = field(default_factory=list)  # real rgb frames, one per executed action and the start
+    depths: list = field(default_factory=list)
+    beside: list = field(default_factory=list)  # the plan frame each real frame was heading for
+    actions: list = field(default_factory=list)
+    plans: list = field(default_factory=list)
+    seconds: dict = field(default_factory=lambda: {"generate": 0.0, "translate": 0.0, "execute": 0.0})
+
+
+def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relative: Path, keep_video: bool) -> dict:
+    """One episode into root/relative: scene/, plans/NN/, actions.json, rollout/, result.json."""
+    import torch
+
+    from vid2act.idm.model import expand_keyframes, keyframe_poses, predict_actions
+    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.world import ACTION_SPACE, FPS
+    models = _load_models(config)
+    folder = root / relative
+    task = get_task(task_name)
+    limit = int(TIME_LIMIT_FACTOR * task.max_steps)
+    low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
+    scene = make_scene(task_name, seed, config.split)
+    episode = Episode()
+    replans = 0
+    with Env(scene) as env:
+        rgb, depth = env.world.render()
+        write_scene(folder / "scene", scene, rgb, depth)
+        episode.frames.append(rgb)
+        episode.depths.append(depth)
+        episode.beside.append(rgb)
+
+        def execute(actions: np.ndarray, plan_frames=None, heading=None) -> None:
+            started = time.perf_counter()
+            actions = np.clip(actions, low, high)[: limit - len(episode.actions)]
+            rollout = env.run(actions)
+            episode.seconds["execute"] += time.perf_counter() - started
+            episode.actions += list(rollout.actions)
+            episode.frames += list(rollout.rgb[1:])
+            episode.depths += list(rollout.depth[1:])
+            for i in range(len(rollout.actions)):
+                episode.beside.append(plan_frames[heading[i]] if plan_frames is not None else rollout.rgb[i + 1])
+
+        if config.policy == "oracle":
+            started = time.perf_counter()
+            rollout = env.run(task.oracle(env.world, env.goal), max_steps=limit)
+            episode.seconds["execute"] += time.perf_counter() - started
+            episode.actions += list(rollout.actions)
+            episode.frames += list(rollout.rgb[1:])
+            episode.depths += list(rollout.depth[1:])
+            episode.beside += list(rollout.rgb[1:])
+        elif config.policy == "random":
+            rng = np.random.default_rng(seed)
+            execute(np.c_[rng.uniform(low[:3], high[:3], (limit, 3)), rng.integers(0, 2, limit)])
+        elif config.policy == "gt-video":
+            with Env(scene) as shadow:  # the oracle's rollout, in a world of its own
+                truth = shadow.run_oracle()
+            started = time.perf_counter()
+            actions = predict_actions(models.idm, truth.rgb, truth.depth if models.idm.architecture.modalities == "rgbd"
+                                      else None, device=config.device)
+            episode.seconds["translate"] += time.perf_counter() - started
+            execute(actions)
+        else:  # plan
+            pipe, stride = models.pipe, models.pipe.shape.stride
+            while len(episode.actions) < limit:
+                started = time.perf_counter()
+                plan = pipe(rgb, scene["instruction"], depth=depth, num_inference_steps=config.steps,
+                            guidance_scale=config.guidance,
+                            generator=torch.Generator().manual_seed(seed * 1000 + replans))
+                episode.seconds["generate"] += time.perf_counter() - started
+                episode.plans.append((plan.rgb[0], plan.depth[0] if plan.depth is not None else None))
+                started = time.perf_counter()
+                plan_depth = plan.depth[0] if models.idm.architecture.modalities == "rgbd" else None
+                points, grips = keyframe_poses(models.idm, plan.rgb[0], plan_depth, config.device)
+                actions, heading = expand_keyframes(points, grips, stride)
+                episode.seconds["translate"] += time.perf_counter() - started
+                still = (np.linalg.norm(points - points[0], axis=1).max() < STILL_PLAN_M and (grips == grips[0]).all())
+                if replans and still:
+                    break
+                chunk = len(actions) if config.replan_every == 0 else config.replan_every
+                execute(actions[:chunk], plan.rgb[0], heading[:chunk])
+                replans += 1
+                rgb, depth = episode.frames[-1], episode.depths[-1]
+                if config.replan_every == 0:
+                    break
+        success = env.is_success()
+        distances = env.task.distances(env.world, env.goal)
+    frames = np.stack(episode.frames)
+    with output_dir(folder / "rollout", force=True) as tmp:
+        write_frames(tmp, frames, np.stack(episode.depths))
+        write_video(tmp / "rollout.mp4", frames, FPS)
+        if keep_video:
+            write_video(tmp / "plan_vs_reality.mp4", np.concatenate([np.stack(episode.beside), frames], axis=2), FPS)
+    source = {"policy": config.policy, "replan_every": config.replan_every, "plans": len(episode.plans)}
+    actions = np.asarray(episode.actions, dtype=np.float32).reshape(-1, 4)
+    write_json(folder / "actions.json", actions_document(actions, source))
+    for k, (plan_rgb, plan_depth) in enumerate(episode.plans):
+        with output_dir(folder / "plans" / f"{k:02d}", force=True) as tmp:
+            write_plan(tmp, {"format": "vid2act.plan/1", "prompt": scene["instruction"], "model": config.video,
+                             "steps": config.steps, "guidance": config.guidance, "seed": seed * 1000 + k,
+                             "stride": models.pipe.shape.stride, "frames": len(plan_rgb),
+                             "frame_interval": models.pipe.planner["frame_interval"],
+                             "fps": models.pipe.planner["fps"], "modalities": models.pipe.shape.modalities,
+                             "after_actions": k * config.replan_every}, [(plan_rgb, plan_depth)])
+    record = {"task": task_name, "split": config.split, "seed": seed, "instruction": scene["instruction"],
+              "success": bool(success), "steps": len(actions), "time_limit": limit, "plans": len(episode.plans),
+              "replans": max(0, len(episode.plans) - 1), "seconds": {k: round(v, 4) for k, v in episode.seconds.items()},
+              "distances": distances, "folder": str(relative)}
+    write_json(folder / "result.json", {"format": "vid2act.result/1", **record})
+    return record
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+def _episode_job(args) -> dict:
+    return run_episode(*args)
+
+
+# --- many episodes -----------------------------------------------------------------------------------------
+def evaluate(config: EvalConfig, force: bool = False,
+             on_episode: Callable[[dict, int, int], None] = lambda record, done, total: None) -> dict:
+    config.check()
+    out = Path(config.out)
+    if out.exists() and not force:
+        raise UsageError(f"{out} already exists; pass --force to replace it, or choose another --out")
+    first = seed_range(config.split)[0] + config.first_seed
+    jobs, shown = [], {}
+    for task in config.tasks:
+        for i in range(config.episodes):
+            keep = shown.get(task, 0) < VIDEO_EPISODES
+            shown[task] = shown.get(task, 0) + 1
+            jobs.append((config, task, first + i, None, keep))  # the folder comes with the output folder
+    started = time.perf_counter()
+    records = []
+    with output_dir(out, force) as tmp:
+        jobs = [(c, t, s, tmp, Path("episodes") / f"{t}-{s}", k) for c, t, s, _, k in jobs]
+        if config.workers == 1:
+            _load_models(config)
+            for job in jobs:
+                records.append(run_episode(*job))
+                on_episode(records[-1], len(records), len(jobs))
+        else:
+            import multiprocessing
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(config.workers, mp_context=context, initializer=_worker_init,
+                                     initargs=(max(1, (os.cpu_count() or 1) // config.workers),)) as pool:
+                for record in pool.map(_episode_job, jobs):
+                    records.append(record)
+                    on_episode(record, len(records), len(jobs))
+        seconds = time.perf_counter() - started
+        info = {"format": EVAL_FORMAT, "config": asdict(config), "aggregates": aggregate(records),
+                "wall_seconds": round(seconds, 2), "episodes_per_hour": round(3600 * len(records) / seconds, 1),
+                "episodes": records}
+        write_json(tmp / "eval_info.json", info)
+        (tmp / "report.md").write_text(report(info, tmp))
+    return info
+
+
+def aggregate(records: list[dict]) -> dict:
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(f"{r['task']}/{r['split']}", []).append(r)
+    for r in records:
+        groups.setdefault(f"all/{r['split']}", []).append(r)
+    out = {}
+    for name, rows in groups.items():
+        wins = sum(r["success"] for r in rows)
+        low, high = wilson(wins, len(rows))
+        out[name] = {"episodes": len(rows), "successes": wins, "success_rate": wins / len(rows),
+                     "wilson95": [round(low, 4), round(high, 4)],
+                     "mean_seconds": {k: round(float(np.mean([r["seconds"][k] for r in rows])), 4)
+                                      for k in rows[0]["seconds"]},
+                     "mean_steps": round(float(np.mean([r["steps"] for r in rows])), 1),
+                     "mean_replans": round(float(np.mean([r["replans"] for r in rows])), 2)}
+    return out
+
+
+def report(info: dict, root: Path) -> str:
+    config = info["config"]
+    policy = config["policy"] + (f", replanning every {config['replan_every']} actions"
+                                 if config["policy"] == "plan" and config["replan_every"] else
+                                 ", open loop" if config["policy"] == "plan" else "")
+    lines = [f"# vid2act eval: {policy}", "",
+             f"Planner `{config['video']}`, IDM `{config['idm']}`, split `{config['split']}`, "
+             f"{config['episodes']} episodes per family, {config['steps']} denoising steps, guidance "
+             f"{config['guidance']}. {info['wall_seconds']:.0f} s wall, {info['episodes_per_hour']:.0f} episodes/hour "
+             f"with {config['workers']} worker(s).", "",
+             "| family | split | success | rate | 95 % interval (Wilson) | mean steps | mean replans | "
+             "generate s | translate s | execute s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, a in info["aggregates"].items():
+        family, split = name.split("/")
+        s = a["mean_seconds"]
+        lines.append(f"| {family} | {split} | {a['successes']}/{a['episodes']} | {a['success_rate']:.0%} | "
+                     f"{a['wilson95'][0]:.0%}–{a['wilson95'][1]:.0%} | {a['mean_steps']} | {a['mean_replans']} | "
+                     f"{s['generate']:.2f} | {s['translate']:.3f} | {s['execute']:.2f} |")
+    lines += ["", "## Plan beside reality", "",
+              "Left: the plan frame the robot was heading for; right: what the camera saw.", ""]
+    for r in info["episodes"]:
+        rel = Path(r["folder"]) / "rollout" / "plan_vs_reality.mp4"
+        if (root / rel).exists():
+            lines.append(f"- {r['task']} seed {r['seed']} ({'success' if r['success'] else 'failure'}): "
+                         f"[{rel}]({rel}) — \"{r['instruction']}\"")
+    return "\n".join(lines) + "\n"
+
