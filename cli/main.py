@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from vid2act.cli import collect, eval as eval_cli, execute, generate, oracle, scene, tasks, train, translate
+from vid2act.cli import collect, demo, eval as eval_cli, execute, generate, oracle, scene, tasks, train, translate
 
 app = typer.Typer(
     name="vid2act",
@@ -43,6 +43,7 @@ app.add_typer(train.app, name="train")
 app.command("generate")(generate.generate)
 app.command("translate")(translate.translate)
 app.command("eval")(eval_cli.eval_command)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:

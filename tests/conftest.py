@@ -38,3 +38,26 @@ def oracle_actions(scene_dir, tmp_path_factory) -> Path:
     run = vid2act("oracle", scene_dir, "--out", out)
     assert run.code == 0, run.stderr
     return out
+
+
+TINY_PLANNER = ["--widths", "16,16,16", "--batch-size", "2", "--eval-every", "40", "--checkpoint-every", "5",
+                "--lr", "1e-3"]
+
+
+@pytest.fixture(scope="session")
+def video_data(tmp_path_factory) -> Path:
+    """Six demonstrations of every family."""
+    out = tmp_path_factory.mktemp("video") / "data"
+    run = vid2act("collect", "--tasks", "all", "--episodes", 6, "--out", out, "--workers", 2)
+    assert run.code == 0, run.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_planner(video_data, tmp_path_factory) -> Path:
+    """A planner trained for six steps: it draws nonsense, but in every file format of a real one."""
+    out = tmp_path_factory.mktemp("video") / "run"
+    run = vid2act("train", "video", "--data", video_data, "--out", out, "--steps", 6, *TINY_PLANNER, "--eval-every", "3")
+    assert run.code == 0, run.stderr
+    assert run.stdout.strip() == str(out)
+    return out

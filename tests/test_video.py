@@ -17,24 +17,17 @@ from safetensors.torch import load_file
 
 from conftest import vid2act
 
-TINY = ["--widths", "16,16,16", "--batch-size", "2", "--eval-every", "40", "--checkpoint-every", "5", "--lr", "1e-3"]
+from conftest import TINY_PLANNER as TINY
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("video") / "data"
-    run = vid2act("collect", "--tasks", "all", "--episodes", 6, "--out", out, "--workers", 2)
-    assert run.code == 0, run.stderr
-    return out
+def data(video_data) -> Path:
+    return video_data
 
 
 @pytest.fixture(scope="module")
-def planner(data, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("video") / "run"
-    run = vid2act("train", "video", "--data", data, "--out", out, "--steps", 6, *TINY, "--eval-every", "3")
-    assert run.code == 0, run.stderr
-    assert run.stdout.strip() == str(out)
-    return out
+def planner(tiny_planner) -> Path:
+    return tiny_planner
 
 
 @pytest.fixture(scope="module")

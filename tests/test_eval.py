@@ -1,0 +1,101 @@
+"""The evaluation harness, replanning from real frames, execute's stop-and-continue, and the demo's wiring."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import vid2act
+from vid2act.eval import wilson
+
+
+@pytest.mark.parametrize("wins, n, low, high", [
+    (5, 10, 0.2366, 0.7634),  # the textbook example (Wilson 1927; Newcombe 1998, method 3)
+    (0, 10, 0.0, 0.2775),
+    (10, 10, 0.7225, 1.0),
+    (81, 263, 0.2553, 0.3662),  # Newcombe 1998, table I
+])
+def test_wilson_interval_matches_published_values(wins, n, low, high):
+    a, b = wilson(wins, n)
+    assert a == pytest.approx(low, abs=1e-4) and b == pytest.approx(high, abs=1e-4)
+
+
+def test_oracle_eval_writes_every_file_and_honest_statistics(tmp_path):
+    run = vid2act("eval", "--policy", "oracle", "--tasks", "reach,push", "--episodes", 2, "--out", tmp_path / "ev")
+    assert run.code == 0, run.stderr
+    info = json.loads((tmp_path / "ev" / "eval_info.json").read_text())
+    assert info["format"] == "vid2act.eval/1" and len(info["episodes"]) == 4
+    assert list(info["aggregates"]) == ["reach/test", "push/test", "all/test"]
+    overall = info["aggregates"]["all/test"]
+    wins = sum(r["success"] for r in info["episodes"])
+    assert overall["successes"] == wins and overall["wilson95"] == [round(v, 4) for v in wilson(wins, 4)]
+    assert run.json()["aggregates"] == info["aggregates"]
+    for record in info["episodes"]:
+        folder = tmp_path / "ev" / record["folder"]
+        for part in ("scene/scene.json", "scene/start.png", "actions.json", "rollout/frames.npz",
+                     "rollout/rollout.mp4", "result.json"):
+            assert (folder / part).exists(), part
+        with np.load(folder / "rollout" / "frames.npz") as frames:
+            assert len(frames["rgb"]) == record["steps"] + 1
+    report = (tmp_path / "ev" / "report.md").read_text()
+    assert "| reach | test |" in report and "plan_vs_reality.mp4" in report
+
+
+def test_replanning_replans_from_the_real_frame(tiny_planner, tmp_path):
+    run = vid2act("eval", "--policy", "plan", "--video", tiny_planner, "--tasks", "reach", "--episodes", 1,
+                  "--replan-every", 4, "--steps", 1, "--out", tmp_path / "ev")
+    assert run.code == 0, run.stderr
+    record = json.loads((tmp_path / "ev" / "eval_info.json").read_text())["episodes"][0]
+    folder = tmp_path / "ev" / record["folder"]
+    plans = sorted((folder / "plans").iterdir())
+    assert record["plans"] == len(plans) >= 2 and record["replans"] == record["plans"] - 1
+    with np.load(folder / "rollout" / "frames.npz") as rollout:
+        real = rollout["rgb"]
+    for k, plan in enumerate(plans):
+        with np.load(plan / "frames.npz") as frames:
+            # plan k starts from the frame the camera saw after 4k actions, not from the previous plan
+            assert np.array_equal(frames["rgb"][0], real[4 * k])
+    assert record["steps"] <= record["time_limit"]
+
+
+def test_open_loop_draws_one_plan(tiny_planner, tmp_path):
+    run = vid2act("eval", "--video", tiny_planner, "--tasks", "reach", "--episodes", 1, "--steps", 1,
+                  "--out", tmp_path / "ev")
+    assert run.code == 0, run.stderr
+    record = json.loads((tmp_path / "ev" / "eval_info.json").read_text())["episodes"][0]
+    assert record["plans"] == 1 and record["replans"] == 0
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["--policy", "telepathy"], 2, "unknown policy 'telepathy'"),
+    (["--replan-every", "-1"], 2, "--replan-every must be 0"),
+    (["--video", "no/such/planner"], 1, "no model at 'no/such/planner'"),
+    (["--idm", "no-such-idm", "--policy", "gt-video"], 1, "no model at 'no-such-idm'"),
+    (["--tasks", "juggle"], 2, "unknown task 'juggle'"),
+    (["--split", "train"], 2, "--split must be test or heldout"),
+    (["--episodes", "0"], 2, "--episodes must be at least 1"),
+])
+def test_bad_eval_options(tmp_path, args, code, fragment):
+    run = vid2act("eval", *args, "--out", tmp_path / "ev")
+    assert run.code == code, run.stderr
+    assert fragment in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "ev").exists()
+
+
+def test_execute_stops_after_k_and_continues_from_the_reached_scene(scene_dir, oracle_actions, tmp_path):
+    run = vid2act("execute", oracle_actions, "--scene", scene_dir, "--out", tmp_path / "part", "--max-steps", 10,
+                  "--next-scene", tmp_path / "next")
+    assert run.code == 0, run.stderr
+    assert run.json()["steps"] == 10
+    import imageio.v3 as iio
+    with np.load(tmp_path / "part" / "frames.npz") as frames:
+        assert np.array_equal(iio.imread(tmp_path / "next" / "start.png"), frames["rgb"][-1])
+        assert np.allclose(np.load(tmp_path / "next" / "start_depth.npy"), frames["depth"][-1], atol=1e-2)
+    rest = json.loads(oracle_actions.read_text())
+    rest["actions"] = rest["actions"][10:]
+    (tmp_path / "rest.json").write_text(json.dumps(rest))
+    run = vid2act("execute", tmp_path / "rest.json", "--scene", tmp_path / "next", "--out", tmp_path / "rest")
+    assert run.code == 0, run.stderr
+    result = run.json()
+    assert result["success"] and result["steps_since_start"] == len(json.loads(oracle_actions.read_text())["actions"])
+    bad = vid2act("execute", oracle_actions, "--scene", scene_dir, "--out", tmp_path / "x", "--max-steps", -1)
+    assert bad.code == 2 and "--max-steps must be 0 or more" in bad.stderr
