@@ -10,9 +10,10 @@ from vid2act.cli.common import FORCE_HELP, console, emit, handle_errors
 @handle_errors
 def eval_command(
     policy: str = typer.Option("plan", "--policy", help="plan (planner + IDM), gt-video (the oracle's video + "
-                                                       "IDM: the IDM's ceiling), oracle or random."),
+                                                       "IDM: the IDM's ceiling), oracle, bc or random."),
     video: str = typer.Option("default", "--video", help="Planner run folder or shipped name (policy plan)."),
     idm: str = typer.Option("default", "--idm", help="IDM run folder or shipped name (policies plan, gt-video)."),
+    bc: str = typer.Option("default", "--bc", help="Behavior-cloning run folder or shipped name (policy bc)."),
     tasks: str = typer.Option("all", "--tasks", help="Comma-separated task families, or all."),
     split: str = typer.Option("test", "--split", help="test (seen combinations, unseen seeds) or heldout "
                                                      "(combinations no training data contains)."),
@@ -34,7 +35,7 @@ def eval_command(
     from vid2act.sim.tasks import TASKS
 
     families = tuple(TASKS) if tasks == "all" else tuple(t.strip() for t in tasks.split(",") if t.strip())
-    config = EvalConfig(str(out), policy, video, idm, families, split, episodes, first_seed, replan_every, steps,
+    config = EvalConfig(str(out), policy, video, idm, bc, families, split, episodes, first_seed, replan_every, steps,
                         guidance, workers, device)
     config.check()
     if policy in ("plan", "gt-video"):  # a missing model is a clear error now, not in every worker later
@@ -43,6 +44,9 @@ def eval_command(
     if policy == "plan":
         from vid2act.video.pipeline import load_planner
         load_planner(video)
+    if policy == "bc":
+        from vid2act.bc import load_bc
+        load_bc(bc)
     columns = (TextColumn(f"eval {policy}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("success {task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn())
     wins = 0

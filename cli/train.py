@@ -93,3 +93,32 @@ def video(
     if metrics:
         console.print(f"validation PSNR {metrics['psnr']:.2f} dB")
         emit(str(out))
+
+
+@app.command("bc")
+@handle_errors
+def bc(
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (from `vid2act collect`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, metrics.json, the policy."),
+    modalities: str = typer.Option("rgbd", "--modalities", help="rgb or rgbd."),
+    width: int = typer.Option(16, "--width", help="Channels of the first conv layer (as the IDM's)."),
+    steps: int = typer.Option(6000, "--steps", help="Optimizer steps."),
+    batch_size: int = typer.Option(128, "--batch-size", help="Samples per step and process."),
+    lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
+    checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Checkpoint every N steps."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
+    seed: int = typer.Option(0, "--seed", help="Seeds initialisation and batch sampling."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    force: bool = typer.Option(False, "--force", "-f", help="Delete --out and start over."),
+) -> None:
+    """Train the behavior-cloning baseline (frame + instruction -> action). Prints the run folder (--bc)."""
+    from vid2act.bc import BCTrainConfig, train_bc
+
+    config = BCTrainConfig(str(data), str(out), modalities, width, steps=steps, batch_size=batch_size, lr=lr,
+                           checkpoint_every=checkpoint_every, seed=seed, device=device)
+    metrics = _run_with_progress("train bc", steps, lambda on_step, on_message: train_bc(
+        config, resume=resume, force=force, on_step=on_step, on_message=on_message))
+    if metrics:
+        console.print(f"gripper accuracy {metrics['gripper_accuracy']:.3f}, normalized MSE "
+                      f"{ {k: round(v, 4) for k, v in metrics['normalized_mse'].items()} }")
+        emit(str(out))

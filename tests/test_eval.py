@@ -99,3 +99,28 @@ def test_execute_stops_after_k_and_continues_from_the_reached_scene(scene_dir, o
     assert result["success"] and result["steps_since_start"] == len(json.loads(oracle_actions.read_text())["actions"])
     bad = vid2act("execute", oracle_actions, "--scene", scene_dir, "--out", tmp_path / "x", "--max-steps", -1)
     assert bad.code == 2 and "--max-steps must be 0 or more" in bad.stderr
+
+
+def test_bc_trains_and_runs_closed_loop(video_data, tmp_path):
+    run = vid2act("train", "bc", "--data", video_data, "--out", tmp_path / "bc", "--steps", 20, "--batch-size", 16,
+                  "--width", 8)
+    assert run.code == 0, run.stderr
+    config = json.loads((tmp_path / "bc" / "config.json").read_text())
+    assert config["type"] == "vid2act.bc/1" and config["training"]["steps"] == 20
+    run = vid2act("eval", "--policy", "bc", "--bc", tmp_path / "bc", "--tasks", "reach", "--episodes", 1,
+                  "--out", tmp_path / "ev")
+    assert run.code == 0, run.stderr
+    record = json.loads((tmp_path / "ev" / "eval_info.json").read_text())["episodes"][0]
+    assert record["steps"] == record["time_limit"]  # BC never says it is done: it acts until the time limit
+    (tmp_path / "bc" / "model.safetensors").write_bytes(b"junk")
+    run = vid2act("eval", "--policy", "bc", "--bc", tmp_path / "bc", "--out", tmp_path / "ev2")
+    assert run.code == 1 and "corrupt" in run.stderr and not (tmp_path / "ev2").exists()
+
+
+def test_random_policy_acts_until_the_time_limit(tmp_path):
+    run = vid2act("eval", "--policy", "random", "--tasks", "reach", "--episodes", 2, "--out", tmp_path / "ev")
+    assert run.code == 0, run.stderr
+    records = json.loads((tmp_path / "ev" / "eval_info.json").read_text())["episodes"]
+    assert all(r["steps"] == r["time_limit"] for r in records)
+    actions = [json.loads((tmp_path / "ev" / r["folder"] / "actions.json").read_text())["actions"] for r in records]
+    assert actions[0] != actions[1]  # each seed its own draw

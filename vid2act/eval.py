@@ -5,7 +5,8 @@ Policies:
   `replan_every` K > 0 executes K actions, then plans again from the real frame it reached (the rest of the
   old plan is dropped); K = 0 is UniPi's open loop (one plan, all of its actions).
 - `gt-video`: the oracle's own rollout video read by the IDM (the IDM's ceiling).
-- `oracle`: the scripted expert. `random`: uniform random actions.
+- `oracle`: the scripted expert. `bc`: behavior cloning, closed loop (`vid2act train bc`).
+- `random`: uniform random moves and gripper commands.
 Every policy gets the same time limit (`TIME_LIMIT_FACTOR` x the task's step limit) and success is judged
 once, when the episode ends; a replanning episode ends when a new plan holds still (the planner shows the
 task done), or at the time limit."""
@@ -26,7 +27,7 @@ from vid2act.files import (actions_document, output_dir, write_frames, write_jso
                            write_video)
 from vid2act.sim.tasks import TASKS, get_task, seed_range
 
-POLICIES = ("plan", "gt-video", "oracle", "random")
+POLICIES = ("plan", "gt-video", "oracle", "bc", "random")
 EVAL_FORMAT = "vid2act.eval/1"
 TIME_LIMIT_FACTOR = 1.5
 STILL_PLAN_M = 0.01  # a plan whose keyframes move the grasp point less than this, gripper unchanged, is "done"
@@ -39,6 +40,7 @@ class EvalConfig:
     policy: str = "plan"
     video: str = "default"
     idm: str = "default"
+    bc: str = "default"
     tasks: tuple[str, ...] = tuple(TASKS)
     split: str = "test"
     episodes: int = 10  # per task
@@ -82,13 +84,14 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 class Models:
     pipe: object = None
     idm: object = None
+    bc: object = None
 
 
 _loaded: dict[tuple, Models] = {}  # per process: models load once, not once per episode
 
 
 def _load_models(config: EvalConfig) -> Models:
-    key = (config.policy, config.video, config.idm, config.device)
+    key = (config.policy, config.video, config.idm, config.bc, config.device)
     if key not in _loaded:
         from vid2act.idm.model import load_idm
         models = Models()
@@ -97,6 +100,9 @@ def _load_models(config: EvalConfig) -> Models:
         if config.policy == "plan":
             from vid2act.video.pipeline import load_planner
             models.pipe = load_planner(config.video, config.device)
+        if config.policy == "bc":
+            from vid2act.bc import load_bc
+            models.bc = load_bc(config.bc, config.device)
         _loaded[key] = models
     return _loaded[key]
 
@@ -155,6 +161,16 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
         elif config.policy == "random":
             rng = np.random.default_rng(seed)
             execute(np.c_[rng.uniform(low[:3], high[:3], (limit, 3)), rng.integers(0, 2, limit)])
+        elif config.policy == "bc":
+            from vid2act.video import text
+            sentence = text.encode([scene["instruction"]])["pooled"][0]
+            use_depth = models.bc.modalities == "rgbd"
+            while len(episode.actions) < limit:
+                started = time.perf_counter()
+                action = models.bc.act(rgb, depth if use_depth else None, sentence)
+                episode.seconds["translate"] += time.perf_counter() - started
+                execute(action[None])
+                rgb, depth = episode.frames[-1], episode.depths[-1]
         elif config.policy == "gt-video":
             with Env(scene) as shadow:  # the oracle's rollout, in a world of its own
                 truth = shadow.run_oracle()
