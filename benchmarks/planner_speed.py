@@ -12,8 +12,7 @@ import time
 import numpy as np
 import torch
 
-from vid2act.video.pipeline import (FOLD, PlannerShape, fold, load_planner, make_scheduler, make_unet, null_prompt,
-                                    predict)
+from vid2act.video.pipeline import FOLD, PlannerShape, load_planner, make_scheduler, make_unet, null_prompt
 
 
 def peak_rss_mib() -> float:
@@ -27,42 +26,6 @@ def latency(pipe, image, depth, prompt, steps, guidance, repeats) -> float:
         started = time.perf_counter()
         pipe(image, prompt, depth=depth, num_inference_steps=steps, guidance_scale=guidance,
              generator=torch.Generator().manual_seed(k))
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
-
-
-def train_rate(unet, shape: PlannerShape, batch: int, steps: int = 4) -> float:
-    """Clips per second of a full training step (forward, backward, AdamW) at batch `batch`."""
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
-    c, (h, w) = shape.channels, shape.image_size
-    clean = torch.randn(batch, shape.frames, c, h, w)
-    start = torch.randn(batch, 1, c, h, w)
-    prompt = null_prompt(batch)
-    unet.train()
-    times = []
-    for k in range(steps + 1):
-        started = time.perf_counter()
-        estimate = predict(unet, clean, start, torch.randint(0, 1000, (batch,)), prompt)
-        loss = (estimate - clean).pow(2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if k:
-            times.append(time.perf_counter() - started)
-    return batch / float(np.median(times))
-
-
-@torch.no_grad()
-def guided_step(unet, shape: PlannerShape, repeats: int = 5) -> float:
-    """Seconds of one classifier-free-guided denoising step (batch 2)."""
-    c, (h, w) = shape.channels, shape.image_size
-    x, start, prompt = torch.randn(2, shape.frames, c, h, w), torch.randn(2, 1, c, h, w), null_prompt(2)
-    unet.eval()
-    predict(unet, x, start, torch.tensor([500, 500]), prompt)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        predict(unet, x, start, torch.tensor([500, 500]), prompt)
         times.append(time.perf_counter() - started)
     return float(np.median(times))
 
@@ -94,7 +57,7 @@ def main() -> None:
         print(f"| {sampler} | {steps} | {guidance} | {seconds * 1000:.0f} ms |", flush=True)
     print(f"\npeak memory of the process: {peak_rss_mib():.0f} MiB (it held {before:.0f} MiB before loading "
           "the planner)")
-    rate = train_rate(make_unet(shape, tuple(pipe.unet.config.block_out_channels)), shape, args.batch_size)
+    rate = train_rate(make_unet(shape, tuple(pipe.unet.config.block_out_channels)), shape, args.batch_size, True)
     print(f"training: {rate:.1f} clips/s at batch {args.batch_size} "
           f"({args.batch_size / rate:.2f} s per step)")
     if not args.backbones:
@@ -109,8 +72,8 @@ def main() -> None:
         n = sum(p.numel() for p in unet.parameters()) / 1e6
         fold_factor = FOLD if folded else 1
         size = f"{shape.image_size[0] // fold_factor}x{shape.image_size[1] // fold_factor}"
-        rate = _rate_any(unet, shape, args.batch_size, folded)
-        step = _step_any(unet, shape, folded)
+        rate = train_rate(unet, shape, args.batch_size, folded)
+        step = guided_step(unet, shape, folded)
         print(f"| {widths} | {size}{' (2x2 folded)' if folded else ''} | coarsest level | {n:.1f} M | "
               f"{rate:.1f} | {step * 1000:.0f} ms |", flush=True)
 
@@ -138,7 +101,7 @@ def _inputs(shape: PlannerShape, batch: int, folded: bool):
     return torch.nn.functional.pixel_unshuffle(x, FOLD) if folded else x
 
 
-def _rate_any(unet, shape, batch, folded, steps: int = 3) -> float:
+def train_rate(unet, shape, batch, folded, steps: int = 3) -> float:
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
     prompt = null_prompt(batch)
     times = []
@@ -156,7 +119,7 @@ def _rate_any(unet, shape, batch, folded, steps: int = 3) -> float:
 
 
 @torch.no_grad()
-def _step_any(unet, shape, folded, repeats: int = 5) -> float:
+def guided_step(unet, shape, folded, repeats: int = 5) -> float:
     prompt = null_prompt(2)
     x = _inputs(shape, 2, folded)
     times = []

@@ -26,18 +26,12 @@ def generate(
 ) -> None:
     """Draw a plan (a video of the task being done) from a start image and an instruction. Prints the plan folder."""
     from vid2act.files import check_can_write
-    from vid2act.idm.train import make_accelerator
-    from vid2act.errors import UsageError
+    from vid2act.training import make_accelerator
     from vid2act.video.generate import generate_plan, plan_document, read_start, write_plan_folder
-    from vid2act.video.pipeline import load_planner, resolve_planner
+    from vid2act.video.pipeline import check_sampling, load_planner, resolve_planner
     from vid2act.video.text import check_prompt
 
-    if steps < 1:
-        raise UsageError(f"--steps must be at least 1 (got {steps})")
-    if guidance < 0:
-        raise UsageError(f"--guidance must be 0 or more (got {guidance})")
-    if num_samples < 1:
-        raise UsageError(f"--num-samples must be at least 1 (got {num_samples})")
+    check_sampling(steps, guidance, num_samples)
     if device != "cpu":
         make_accelerator(device)  # checks that the device exists
     check_can_write(out, force)

@@ -1,6 +1,9 @@
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,19 @@ def tiny_planner(video_data, tmp_path_factory) -> Path:
     assert run.code == 0, run.stderr
     assert run.stdout.strip() == str(out)
     return out
+
+
+def kill_9_during_training(args: list[str], out: Path, after_step: int) -> None:
+    """Start `vid2act *args --out out`, SIGKILL its process group once a checkpoint at `after_step` or later
+    exists, and check that the run had not finished."""
+    process = subprocess.Popen([sys.executable, "-m", "vid2act.cli", *args, "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = out / "checkpoint" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if state.exists() and json.loads(state.read_text())["step"] >= after_step:
+            break
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "metrics.json").exists(), "the run finished before it was killed"

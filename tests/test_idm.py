@@ -1,12 +1,9 @@
 """The inverse-dynamics model: training outputs, save/load, translate from every source, resume, accelerate,
 and every bad input."""
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -14,7 +11,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from conftest import vid2act
+from conftest import kill_9_during_training, vid2act
 
 TINY = ["--width", "8", "--batch-size", "16", "--eval-every", "40", "--checkpoint-every", "10", "--lr", "1e-3"]
 
@@ -186,17 +183,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(data, tmp_path):
     assert straight.code == 0, straight.stderr
 
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "vid2act.cli", *args, "--out", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    state = out / "checkpoint" / "state.json"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if state.exists() and json.loads(state.read_text())["step"] >= 30:
-            break
-        time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (out / "model.safetensors").exists(), "the run finished before it was killed"
+    kill_9_during_training(args, out, after_step=30)
     resumed = vid2act(*args, "--out", out, "--resume")
     assert resumed.code == 0 and "resuming" in resumed.stderr, resumed.stderr
     a, b = load_file(str(tmp_path / "straight" / "model.safetensors")), load_file(str(out / "model.safetensors"))

@@ -1,12 +1,9 @@
 """The video planner: training outputs, the diffusers layout, save/load, determinism, plans that translate,
 resume after kill -9, accelerate, and every bad input of `generate`."""
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -15,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import vid2act
+from conftest import kill_9_during_training, vid2act
 
 from conftest import TINY_PLANNER as TINY
 
@@ -207,17 +204,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(data, tmp_path):
     assert straight.code == 0, straight.stderr
 
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "vid2act.cli", *args, "--out", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    state = out / "checkpoint" / "state.json"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if state.exists() and json.loads(state.read_text())["step"] >= 10:
-            break
-        time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (out / "model_index.json").exists(), "the run finished before it was killed"
+    kill_9_during_training(args, out, after_step=10)
     resumed = vid2act(*args, "--out", out, "--resume")
     assert resumed.code == 0 and "resuming" in resumed.stderr, resumed.stderr
     weights = "unet/diffusion_pytorch_model.safetensors"

@@ -8,7 +8,6 @@ vid2act.bc/1) + model.safetensors, trained by one loop that reuses the IDM's che
 set-up, so `--resume` after kill -9 continues exactly."""
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +23,8 @@ from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.files import write_json
 from vid2act.idm.model import encoder_layers, resolve
-from vid2act.idm.train import CHECKPOINT, learning_rate, load_checkpoint, make_accelerator, save_checkpoint
+from vid2act.idm.train import load_checkpoint, save_checkpoint
+from vid2act.training import CHECKPOINT, held_out_split, learning_rate, make_accelerator, start_run
 from vid2act.sim.world import ACTION_SPACE
 from vid2act.video import text
 
@@ -131,19 +131,11 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
     config.check()
     accelerator = make_accelerator(config.device)
     run = Path(config.out)
-    if accelerator.is_main_process:
-        if run.exists() and any(run.iterdir()) and not resume:
-            if not force:
-                raise UsageError(f"{run} already exists; pass --resume to continue it or --force to start over")
-            shutil.rmtree(run)
-        run.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
+    start_run(accelerator, run, resume, force, on_message)
 
     # Data: every (frame, action) pair of the training episodes in memory, the last episodes held out.
     dataset = Dataset(config.data)
-    held_out = max(1, round(len(dataset) * config.val_fraction))
-    if len(dataset) - held_out < 1:
-        raise Vid2ActError(f"{config.data} has {len(dataset)} episodes; need at least 2 (one for validation)")
+    train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
 
     def load(episodes):
         rgb, depth, actions, prompts = [], [], [], []
@@ -156,8 +148,8 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
         return (torch.from_numpy(np.concatenate(rgb)), torch.from_numpy(np.concatenate(depth)),
                 torch.from_numpy(np.concatenate(actions).astype(np.float32)), prompts)
 
-    rgb, depth, actions, prompts = load(range(len(dataset) - held_out))
-    val = load(range(len(dataset) - held_out, len(dataset)))
+    rgb, depth, actions, prompts = load(train_episodes)
+    val = load(val_episodes)
     unique = sorted(set(prompts) | set(val[3]))
     sentences = text.encode(unique)["pooled"]
     row = {p: k for k, p in enumerate(unique)}

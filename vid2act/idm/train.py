@@ -7,8 +7,6 @@ the step, so a run resumed from a checkpoint continues exactly where it stopped.
 from __future__ import annotations
 
 import json
-import math
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,11 +18,11 @@ import torch.nn.functional as F
 
 from vid2act import __version__
 from vid2act.data.dataset import Dataset
-from vid2act.errors import UsageError, Vid2ActError
+from vid2act.errors import UsageError
 from vid2act.files import output_dir, write_bytes, write_json
 from vid2act.idm.model import IDMArchitecture, InverseDynamicsModel, predict_actions, save_idm, windows
+from vid2act.training import CHECKPOINT, held_out_split, learning_rate, make_accelerator, start_run
 
-CHECKPOINT = "checkpoint"
 
 
 @dataclass(frozen=True)
@@ -98,25 +96,6 @@ class FrameData:
                 move)
 
 
-def learning_rate(config: IDMTrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to a tenth."""
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
-    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def make_accelerator(device: str):
-    from accelerate import Accelerator
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available here")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("--device mps: no Apple GPU is available here")
-    if device not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"unknown --device {device!r}; choose cpu, cuda or mps")
-    return Accelerator(cpu=device == "cpu")
-
-
 # --- checkpoints: model and optimizer state as safetensors, the rest as JSON ------------------------------
 def save_checkpoint(run: Path, step: int, model, optimizer, config: IDMTrainConfig, history: list[dict],
                     seconds: float) -> None:
@@ -179,25 +158,13 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     config.check()
     accelerator = make_accelerator(config.device)
     run = Path(config.out)
-    if accelerator.is_main_process:
-        if run.exists() and any(run.iterdir()) and not resume:
-            if not force:
-                raise UsageError(f"{run} already exists; pass --resume to continue it or --force to start over")
-            shutil.rmtree(run)
-        if resume and not (run / CHECKPOINT).exists():
-            on_message(f"no checkpoint in {run} yet: starting from step 0")
-        run.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
+    start_run(accelerator, run, resume, force, on_message)
 
     # Data: every frame in memory, the last episodes held out for validation.
     dataset = Dataset(config.data)
     architecture = config.architecture(dataset.info["image_size"])
     architecture.check()
-    held_out = max(1, round(len(dataset) * config.val_fraction))
-    if len(dataset) - held_out < 1:
-        raise Vid2ActError(f"{config.data} has {len(dataset)} episodes; need at least 2 (one for validation)")
-    train_episodes = list(range(len(dataset) - held_out))
-    val_episodes = list(range(len(dataset) - held_out, len(dataset)))
+    train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
     data = FrameData(dataset, train_episodes, architecture)
     if data.depth is not None:
         sample = data.depth[:: max(1, len(data.depth) // 2000)].float()

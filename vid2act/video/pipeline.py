@@ -118,6 +118,15 @@ def predict(unet, noisy_change: torch.Tensor, start: torch.Tensor, timestep, pro
     return unfold(out, start.shape[2])
 
 
+def check_sampling(steps: int, guidance: float, samples: int) -> None:
+    if steps < 1:
+        raise UsageError(f"--steps must be at least 1 (got {steps})")
+    if guidance < 0:
+        raise UsageError(f"--guidance must be 0 or more (got {guidance})")
+    if samples < 1:
+        raise UsageError(f"--num-samples must be at least 1 (got {samples})")
+
+
 @dataclass
 class PlanOutput(BaseOutput):
     """rgb uint8 [N, K+1, H, W, 3] and depth float32 metres [N, K+1, H, W] (None for an RGB planner);
@@ -162,12 +171,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
                  num_inference_steps: int = 10, guidance_scale: float = 2.0,
                  generator: torch.Generator | None = None, num_videos_per_prompt: int = 1) -> PlanOutput:
         shape, planner = self.shape, self.planner
-        if num_inference_steps < 1:
-            raise UsageError(f"--steps must be at least 1 (got {num_inference_steps})")
-        if guidance_scale < 0:
-            raise UsageError(f"--guidance must be 0 or more (got {guidance_scale})")
-        if num_videos_per_prompt < 1:
-            raise UsageError(f"--num-samples must be at least 1 (got {num_videos_per_prompt})")
+        check_sampling(num_inference_steps, guidance_scale, num_videos_per_prompt)
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise Vid2ActError(f"the start image must be uint8 RGB [H, W, 3]; got {image.dtype} {list(image.shape)}")

@@ -19,15 +19,14 @@ import torch
 
 from vid2act import __version__
 from vid2act.data.dataset import Dataset
-from vid2act.errors import UsageError, Vid2ActError
+from vid2act.errors import UsageError
 from vid2act.files import output_dir, write_bytes, write_json, write_video
-from vid2act.idm.train import make_accelerator
+from vid2act.training import CHECKPOINT, held_out_split, learning_rate, make_accelerator, start_run
 from vid2act.sim.world import ACTION_SPACE, FPS
 from vid2act.video import text
 from vid2act.video.pipeline import (PLANNER_FORMAT, PlannerShape, VideoPlannerPipeline, make_scheduler,
                                     make_unet, predict, save_planner, to_model)
 
-CHECKPOINT = "checkpoint"
 
 
 @dataclass(frozen=True)
@@ -108,14 +107,6 @@ class ClipData:
         return video, prompt
 
 
-def learning_rate(config: VideoTrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to a tenth."""
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
-    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 # --- checkpoints: model, EMA and optimizer state as safetensors, the rest as JSON -------------------------
 def save_checkpoint(run: Path, step: int, model, ema: dict, optimizer, config: VideoTrainConfig,
                     history: list[dict], seconds: float) -> None:
@@ -187,23 +178,11 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     config.check()
     accelerator = make_accelerator(config.device)
     run = Path(config.out)
-    if accelerator.is_main_process:
-        if run.exists() and any(run.iterdir()) and not resume:
-            if not force:
-                raise UsageError(f"{run} already exists; pass --resume to continue it or --force to start over")
-            shutil.rmtree(run)
-        if resume and not (run / CHECKPOINT).exists():
-            on_message(f"no checkpoint in {run} yet: starting from step 0")
-        run.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
+    start_run(accelerator, run, resume, force, on_message)
 
     # Data: every frame in memory, the last episodes held out for validation.
     dataset = Dataset(config.data)
-    held_out = max(1, round(len(dataset) * config.val_fraction))
-    if len(dataset) - held_out < 1:
-        raise Vid2ActError(f"{config.data} has {len(dataset)} episodes; need at least 2 (one for validation)")
-    train_episodes = list(range(len(dataset) - held_out))
-    val_episodes = list(range(len(dataset) - held_out, len(dataset)))
+    train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
     data = ClipData(dataset, train_episodes, config.modalities)
     val_data = ClipData(dataset, val_episodes, config.modalities)
     longest = int(data.lengths.max())

@@ -1,0 +1,54 @@
+"""What every training loop shares: the accelerator, the learning-rate schedule, the run folder, the
+held-out split. Each loop itself stays in its own file, readable top to bottom."""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from vid2act.errors import UsageError, Vid2ActError
+
+CHECKPOINT = "checkpoint"
+
+
+def make_accelerator(device: str):
+    from accelerate import Accelerator
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--device mps: no Apple GPU is available here")
+    if device not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unknown --device {device!r}; choose cpu, cuda or mps")
+    return Accelerator(cpu=device == "cpu")
+
+
+def learning_rate(config, step: int) -> float:
+    """Linear warm-up over `config.warmup` steps, then cosine decay to a tenth of `config.lr`."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def start_run(accelerator, run: Path, resume: bool, force: bool, on_message: Callable[[str], None]) -> None:
+    """Make the run folder on the main process: an existing run needs --resume (continue) or --force (start over)."""
+    if accelerator.is_main_process:
+        if run.exists() and any(run.iterdir()) and not resume:
+            if not force:
+                raise UsageError(f"{run} already exists; pass --resume to continue it or --force to start over")
+            shutil.rmtree(run)
+        if resume and not (run / CHECKPOINT).exists():
+            on_message(f"no checkpoint in {run} yet: starting from step 0")
+        run.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+
+
+def held_out_split(dataset, fraction: float, where: str) -> tuple[list[int], list[int]]:
+    """Training and validation episode indices: the last `fraction` of the episodes are held out."""
+    held_out = max(1, round(len(dataset) * fraction))
+    if len(dataset) - held_out < 1:
+        raise Vid2ActError(f"{where} has {len(dataset)} episodes; need at least 2 (one for validation)")
+    return list(range(len(dataset) - held_out)), list(range(len(dataset) - held_out, len(dataset)))
