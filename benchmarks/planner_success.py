@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vid2act.idm.model import load_idm, predict_keyframe_actions
+from vid2act.idm.model import keyframe_poses, load_idm, predict_keyframe_actions
 from vid2act.sim.env import Env, make_scene
 from vid2act.sim.tasks import SEED_RANGES, TASKS
 from vid2act.sim.world import ACTION_SPACE, COLORS
@@ -55,14 +55,6 @@ def color_centroid(frame: np.ndarray, color: str) -> np.ndarray | None:
         return None
     rows, cols = np.divmod(np.flatnonzero(mask), frame.shape[1])
     return np.array([rows.mean(), cols.mean()])
-
-
-@torch.no_grad()
-def grasp_points(idm, rgb: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    frames = idm.architecture.frames
-    r = torch.from_numpy(rgb)[:, None].expand(-1, frames, -1, -1, -1)
-    d = torch.from_numpy(depth.astype(np.float32))[:, None].expand(-1, frames, -1, -1)
-    return idm.denormalize(idm(r, d))[0].double().numpy()
 
 
 def main() -> None:
@@ -105,7 +97,7 @@ def main() -> None:
                     actions = np.clip(predict_keyframe_actions(idm, rgb, depth, stride), low, high)
                     with Env(scene) as env:
                         outcome[name] = env.run(actions).success
-                points = grasp_points(idm, plan_rgb, plan_depth)
+                points = keyframe_poses(idm, plan_rgb, plan_depth)[0]
                 color = scene["goal"]["object"].split()[0] if task != "reach" else None
                 end_error = None
                 if color:

@@ -48,19 +48,19 @@ TINY_PLANNER = ["--widths", "16,16,16", "--batch-size", "2", "--eval-every", "40
 
 
 @pytest.fixture(scope="session")
-def video_data(tmp_path_factory) -> Path:
-    """Six demonstrations of every family."""
-    out = tmp_path_factory.mktemp("video") / "data"
+def demos(tmp_path_factory) -> Path:
+    """Six demonstrations of every family, shared by the IDM, planner and BC tests."""
+    out = tmp_path_factory.mktemp("demos") / "data"
     run = vid2act("collect", "--tasks", "all", "--episodes", 6, "--out", out, "--workers", 2)
     assert run.code == 0, run.stderr
     return out
 
 
 @pytest.fixture(scope="session")
-def tiny_planner(video_data, tmp_path_factory) -> Path:
+def tiny_planner(demos, tmp_path_factory) -> Path:
     """A planner trained for six steps: it draws nonsense, but in every file format of a real one."""
     out = tmp_path_factory.mktemp("video") / "run"
-    run = vid2act("train", "video", "--data", video_data, "--out", out, "--steps", 6, *TINY_PLANNER, "--eval-every", "3")
+    run = vid2act("train", "video", "--data", demos, "--out", out, "--steps", 6, *TINY_PLANNER, "--eval-every", "3")
     assert run.code == 0, run.stderr
     assert run.stdout.strip() == str(out)
     return out
@@ -80,3 +80,12 @@ def kill_9_during_training(args: list[str], out: Path, after_step: int) -> None:
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (out / "metrics.json").exists(), "the run finished before it was killed"
+
+
+def run_two_processes(args: list[str]) -> None:
+    """`vid2act *args` under `accelerate launch` with two CPU processes (torchrun's launcher; gloo)."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "vid2act.cli",
+               *args]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]

@@ -101,8 +101,8 @@ def test_execute_stops_after_k_and_continues_from_the_reached_scene(scene_dir, o
     assert bad.code == 2 and "--max-steps must be 0 or more" in bad.stderr
 
 
-def test_bc_trains_and_runs_closed_loop(video_data, tmp_path):
-    run = vid2act("train", "bc", "--data", video_data, "--out", tmp_path / "bc", "--steps", 20, "--batch-size", 16,
+def test_bc_trains_and_runs_closed_loop(demos, tmp_path):
+    run = vid2act("train", "bc", "--data", demos, "--out", tmp_path / "bc", "--steps", 20, "--batch-size", 16,
                   "--width", 8)
     assert run.code == 0, run.stderr
     config = json.loads((tmp_path / "bc" / "config.json").read_text())

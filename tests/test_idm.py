@@ -2,8 +2,6 @@
 and every bad input."""
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -11,17 +9,14 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from conftest import kill_9_during_training, vid2act
+from conftest import kill_9_during_training, run_two_processes, vid2act
 
 TINY = ["--width", "8", "--batch-size", "16", "--eval-every", "40", "--checkpoint-every", "10", "--lr", "1e-3"]
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("idm") / "data"
-    run = vid2act("collect", "--tasks", "all", "--episodes", 6, "--out", out, "--workers", 2)
-    assert run.code == 0, run.stderr
-    return out
+def data(demos) -> Path:
+    return demos
 
 
 @pytest.fixture(scope="module")
@@ -193,12 +188,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(data, tmp_path):
 @pytest.mark.slow
 def test_two_process_accelerate_run(data, tmp_path):
     out = tmp_path / "ddp"
-    # --multi_gpu is accelerate's torchrun launcher; with --device cpu the processes talk over gloo.
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "vid2act.cli",
-               "train", "idm", "--data", str(data), "--out", str(out), "--steps", "20", *TINY]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    run_two_processes(["train", "idm", "--data", str(data), "--out", str(out), "--steps", "20", *TINY])
     config = json.loads((out / "config.json").read_text())
     assert config["training"]["processes"] == 2
     from vid2act.idm.model import load_idm

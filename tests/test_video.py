@@ -2,8 +2,6 @@
 resume after kill -9, accelerate, and every bad input of `generate`."""
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -12,14 +10,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import kill_9_during_training, vid2act
+from conftest import kill_9_during_training, run_two_processes, vid2act
 
 from conftest import TINY_PLANNER as TINY
 
 
 @pytest.fixture(scope="module")
-def data(video_data) -> Path:
-    return video_data
+def data(demos) -> Path:
+    return demos
 
 
 @pytest.fixture(scope="module")
@@ -215,11 +213,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(data, tmp_path):
 @pytest.mark.slow
 def test_two_process_accelerate_run(data, tmp_path):
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "vid2act.cli",
-               "train", "video", "--data", str(data), "--out", str(out), "--steps", "4", *TINY]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    run_two_processes(["train", "video", "--data", str(data), "--out", str(out), "--steps", "4", *TINY])
     info = json.loads((out / "planner.json").read_text())
     assert info["training"]["processes"] == 2
     from vid2act.video.pipeline import load_planner

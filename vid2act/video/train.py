@@ -44,7 +44,8 @@ class VideoTrainConfig:
     weight_decay: float = 0.0
     text_dropout: float = 0.1  # share of clips trained without their prompt, for classifier-free guidance
     start_at_beginning: float = 0.5  # share of clips that start at an episode's first frame; the rest anywhere
-    snr_cap: float = 5.0  # loss weight min(SNR, cap) + 1 on the clean-sample error
+    prediction_type: str = "v_prediction"  # or "epsilon", "sample" (the clean change)
+    snr_cap: float = 5.0  # min-SNR-gamma loss weighting (Hang et al. 2023), in the form for the prediction type
     ema_decay: float = 0.999
     val_fraction: float = 0.05
     val_clips: int = 16
@@ -62,6 +63,8 @@ class VideoTrainConfig:
             raise UsageError("--stride must be at least 1 and --frames at least 0 (0: cover the longest episode)")
         if not 0 < self.val_fraction < 1:
             raise UsageError("the validation fraction must lie between 0 and 1")
+        if self.prediction_type not in ("v_prediction", "epsilon", "sample"):
+            raise UsageError(f"unknown prediction type {self.prediction_type!r}; choose v_prediction, epsilon or sample")
 
 
 class ClipData:
@@ -210,7 +213,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     model = make_unet(shape, config.widths)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
-    noise_schedule = make_scheduler("ddim")
+    noise_schedule = make_scheduler("ddim", prediction_type=config.prediction_type)
     alphas = noise_schedule.alphas_cumprod.to(accelerator.device)
     start, history, seconds_before = 0, [], 0.0
     if resume and (run / CHECKPOINT).exists():
@@ -226,7 +229,8 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         unet.load_state_dict(ema)
         info = {**planner, "training": {**_config_json(config), "step": step,
                                         "processes": accelerator.num_processes, "vid2act_version": __version__}}
-        pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=make_scheduler("ddim"), planner=info)
+        pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=make_scheduler("ddim", prediction_type=config.prediction_type),
+                                    planner=info)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -252,8 +256,14 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         noisy = a.sqrt() * change + (1 - a).sqrt() * noise
         estimate = predict(model, noisy, begin, timesteps, prompt)
         snr = (a / (1 - a)).flatten()
-        weight = snr.clamp(max=config.snr_cap) + 1
-        loss = (weight * (estimate - change).pow(2).mean(dim=(1, 2, 3, 4))).mean()
+        capped = snr.clamp(max=config.snr_cap)
+        if config.prediction_type == "v_prediction":
+            target, weight = a.sqrt() * noise - (1 - a).sqrt() * change, capped / (snr + 1)
+        elif config.prediction_type == "epsilon":
+            target, weight = noise, capped / snr
+        else:
+            target, weight = change, capped
+        loss = (weight * (estimate - target).pow(2).mean(dim=(1, 2, 3, 4))).mean()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)
@@ -273,7 +283,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
             metrics = validate(pipe, val_data, shape, config, run / "samples" / f"step-{done:06d}.mp4")
             history.append({"step": done, "loss": loss.item(), "train_seconds": round(seconds, 1), **metrics})
             with output_dir(run / "snapshots" / f"step-{done:06d}", force=True) as tmp:
-                save_planner(tmp, pipe.unet, pipe.planner, half=True)
+                save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler, half=True)
             on_message(f"step {done}: validation PSNR {metrics['psnr']:.2f} dB ({seconds / 60:.1f} min)")
         if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
             save_checkpoint(run, done, accelerator.unwrap_model(model), ema, optimizer, config, history,
@@ -293,7 +303,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         if target.is_dir():
             shutil.rmtree(target)
     with output_dir(run / "model.tmp", force=True) as tmp:
-        save_planner(tmp, pipe.unet, pipe.planner)
+        save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler)
     for item in (run / "model.tmp").iterdir():
         item.replace(run / item.name)
     (run / "model.tmp").rmdir()
