@@ -12,7 +12,7 @@ import time
 import numpy as np
 import torch
 
-from vid2act.video.pipeline import FOLD, PlannerShape, load_planner, make_scheduler, make_unet, null_prompt
+from vid2act.video.pipeline import PlannerShape, load_planner, make_scheduler, make_unet, null_prompt, predict
 
 
 def peak_rss_mib() -> float:
@@ -34,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--backbones", action="store_true", help="also time the backbone candidates")
     args = parser.parse_args()
     from vid2act.sim.env import Env, make_scene
@@ -57,59 +57,37 @@ def main() -> None:
         print(f"| {sampler} | {steps} | {guidance} | {seconds * 1000:.0f} ms |", flush=True)
     print(f"\npeak memory of the process: {peak_rss_mib():.0f} MiB (it held {before:.0f} MiB before loading "
           "the planner)")
-    rate = train_rate(make_unet(shape, tuple(pipe.unet.config.block_out_channels)), shape, args.batch_size, True)
+    rate = train_rate(make_unet(shape, tuple(pipe.unet.config.block_out_channels)), shape, args.batch_size)
     print(f"training: {rate:.1f} clips/s at batch {args.batch_size} "
           f"({args.batch_size / rate:.2f} s per step)")
     if not args.backbones:
         return
     print("\nBackbone candidates, all diffusers UNet2DConditionModel over the same plan "
-          f"({shape.frames} keyframes, {shape.modalities}):\n")
-    print("| levels (channels) | resolution | attention | parameters | train clips/s (batch %d) | guided step |"
-          % args.batch_size)
-    print("|---|---|---|---|---|---|")
-    for widths, folded in (((64, 128, 192), False), ((128, 192, 256), True), ((96, 192, 256), True)):
-        unet = _candidate(shape, widths, folded)
+          f"({shape.frames} keyframes, {shape.modalities}, {shape.frames * shape.channels} channels):\n")
+    print("| levels (channels) | fold | UNet input | parameters | train clips/s (batch %d) | guided step | "
+          "top level wider than the plan? |" % args.batch_size)
+    print("|---|---|---|---|---|---|---|")
+    for widths, fold in (((64, 128, 192), 1), ((96, 128, 192), 1), ((96, 160, 224), 1), ((128, 192, 256), 2)):
+        candidate = PlannerShape(shape.frames, shape.stride, shape.modalities, shape.image_size, fold)
+        unet = make_unet(candidate, widths)
         n = sum(p.numel() for p in unet.parameters()) / 1e6
-        fold_factor = FOLD if folded else 1
-        size = f"{shape.image_size[0] // fold_factor}x{shape.image_size[1] // fold_factor}"
-        rate = train_rate(unet, shape, args.batch_size, folded)
-        step = guided_step(unet, shape, folded)
-        print(f"| {widths} | {size}{' (2x2 folded)' if folded else ''} | coarsest level | {n:.1f} M | "
-              f"{rate:.1f} | {step * 1000:.0f} ms |", flush=True)
+        size = f"{shape.image_size[0] // fold}x{shape.image_size[1] // fold}"
+        deep = shape.frames * shape.channels * fold ** 2
+        print(f"| {widths} | {fold} | {size}, {deep} channels | {n:.1f} M | "
+              f"{train_rate(unet, candidate, args.batch_size):.1f} | {guided_step(unet, candidate) * 1000:.0f} ms | "
+              f"{'yes' if widths[0] > deep else 'no'} |", flush=True)
 
 
-def _candidate(shape: PlannerShape, widths, folded: bool):
-    if folded:
-        return make_unet(shape, widths)
-    from diffusers import UNet2DConditionModel
-
-    from vid2act.video import text
-    c = shape.channels
-    return UNet2DConditionModel(
-        sample_size=shape.image_size, in_channels=(shape.frames + 1) * c, out_channels=shape.frames * c,
-        down_block_types=("DownBlock2D",) * (len(widths) - 1) + ("CrossAttnDownBlock2D",),
-        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (len(widths) - 1),
-        mid_block_type="UNetMidBlock2DCrossAttn", block_out_channels=widths, layers_per_block=1,
-        norm_num_groups=16, cross_attention_dim=text.EMBEDDING_DIM, attention_head_dim=4,
-        class_embed_type="projection", projection_class_embeddings_input_dim=text.EMBEDDING_DIM,
-        resnet_time_scale_shift="scale_shift")
-
-
-def _inputs(shape: PlannerShape, batch: int, folded: bool):
-    c, (h, w) = shape.channels, shape.image_size
-    x = torch.randn(batch, (shape.frames + 1) * c, h, w)
-    return torch.nn.functional.pixel_unshuffle(x, FOLD) if folded else x
-
-
-def train_rate(unet, shape, batch, folded, steps: int = 3) -> float:
+def train_rate(unet, shape: PlannerShape, batch: int, steps: int = 3) -> float:
+    """Clips per second of a full training step (forward, backward, AdamW) at batch `batch`."""
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
-    prompt = null_prompt(batch)
+    c, (h, w) = shape.channels, shape.image_size
+    clean, start, prompt = torch.randn(batch, shape.frames, c, h, w), torch.randn(batch, 1, c, h, w), null_prompt(batch)
+    unet.train()
     times = []
     for k in range(steps + 1):
         started = time.perf_counter()
-        out = unet(_inputs(shape, batch, folded), torch.randint(0, 1000, (batch,)),
-                   encoder_hidden_states=prompt["tokens"], class_labels=prompt["pooled"]).sample
-        loss = out.pow(2).mean()
+        loss = predict(unet, clean, start, torch.randint(0, 1000, (batch,)), prompt, shape.fold).pow(2).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -119,13 +97,15 @@ def train_rate(unet, shape, batch, folded, steps: int = 3) -> float:
 
 
 @torch.no_grad()
-def guided_step(unet, shape, folded, repeats: int = 5) -> float:
-    prompt = null_prompt(2)
-    x = _inputs(shape, 2, folded)
+def guided_step(unet, shape: PlannerShape, repeats: int = 5) -> float:
+    """Seconds of one classifier-free-guided denoising step (batch 2)."""
+    c, (h, w) = shape.channels, shape.image_size
+    x, start, prompt = torch.randn(2, shape.frames, c, h, w), torch.randn(2, 1, c, h, w), null_prompt(2)
+    unet.eval()
     times = []
     for k in range(repeats + 1):
         started = time.perf_counter()
-        unet(x, torch.tensor([500, 500]), encoder_hidden_states=prompt["tokens"], class_labels=prompt["pooled"])
+        predict(unet, x, start, torch.tensor([500, 500]), prompt, shape.fold)
         if k:
             times.append(time.perf_counter() - started)
     return float(np.median(times))

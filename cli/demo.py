@@ -9,7 +9,7 @@ from vid2act.cli.common import FORCE_HELP, console, emit, handle_errors
 
 @handle_errors
 def demo(
-    out: Path = typer.Option(Path("vid2act-demo"), "--out", "-o", help="Folder for the report, plans and videos."),
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for the report, plans and videos."),
     episodes: int = typer.Option(1, "--episodes", "-n", help="Scenes per task family."),
     replan_every: int = typer.Option(8, "--replan-every", "-k", help="Plan again from the real frame after K "
                                                                      "actions; 0 is open loop."),

@@ -68,12 +68,14 @@ def video(
     modalities: str = typer.Option("rgbd", "--modalities", help="rgb or rgbd (plans with metric depth)."),
     stride: int = typer.Option(4, "--stride", help="Dataset frames between the plan's keyframes."),
     frames: int = typer.Option(0, "--frames", help="Keyframes per plan; 0 covers the longest episode."),
-    widths: str = typer.Option("128,192,256", "--widths", help="UNet channels per level, comma-separated."),
+    widths: str = typer.Option("96,128,192", "--widths", help="UNet channels per level, comma-separated; the "
+                               "first should exceed the plan's channels (keyframes x 4 for rgbd, / fold^2)."),
+    fold: int = typer.Option(1, "--fold", help="Space-to-depth factor (2 trains faster but see the README)."),
     prediction_type: str = typer.Option("v_prediction", "--prediction-type", help="v_prediction, epsilon or "
                                         "sample (the clean change from the start frame)."),
     steps: int = typer.Option(5000, "--steps", help="Optimizer steps."),
     batch_size: int = typer.Option(16, "--batch-size", help="Clips per step and process."),
-    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
+    lr: float = typer.Option(3e-4, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
     eval_every: int = typer.Option(500, "--eval-every", help="Sample plans, score them and snapshot every N steps."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Checkpoint every N steps."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
@@ -89,7 +91,7 @@ def video(
     except ValueError:
         raise typer.BadParameter(f"{widths!r} is not a comma-separated list of integers", param_hint="--widths")
     config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, levels, steps, batch_size, lr,
-                              prediction_type=prediction_type, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device)
+                              fold=fold, prediction_type=prediction_type, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device)
     metrics = _run_with_progress("train video", steps, lambda on_step, on_message: train(
         config, resume=resume, force=force, on_step=on_step, on_message=on_message))
     if metrics:

@@ -36,10 +36,11 @@ class VideoTrainConfig:
     modalities: str = "rgbd"
     stride: int = 4
     frames: int = 0  # 0: enough keyframes to cover the dataset's longest episode
-    widths: tuple[int, ...] = (128, 192, 256)
+    widths: tuple[int, ...] = (96, 128, 192)
+    fold: int = 1
     steps: int = 6000
     batch_size: int = 16
-    lr: float = 2e-4
+    lr: float = 3e-4
     warmup: int = 200
     weight_decay: float = 0.0
     text_dropout: float = 0.1  # share of clips trained without their prompt, for classifier-free guidance
@@ -190,7 +191,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     val_data = ClipData(dataset, val_episodes, config.modalities)
     longest = int(data.lengths.max())
     frames = config.frames or math.ceil((longest - 1) / config.stride)
-    shape = PlannerShape(frames, config.stride, config.modalities, tuple(dataset.info["image_size"]))
+    shape = PlannerShape(frames, config.stride, config.modalities, tuple(dataset.info["image_size"]), config.fold)
     shape.check()
     if data.depth is not None:
         sample = data.depth[:: max(1, len(data.depth) // 2000)].float()
@@ -199,7 +200,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         depth_mean, depth_std = 0.0, 1.0  # an RGB planner reads no depth
     planner = {"format": PLANNER_FORMAT, "frames": frames, "stride": config.stride,
                "frame_interval": config.stride * dataset.info["frame_interval"],
-               "fps": dataset.info["fps"] / config.stride, "modalities": config.modalities,
+               "fps": dataset.info["fps"] / config.stride, "modalities": config.modalities, "fold": config.fold,
                "image_size": list(shape.image_size), "depth_mean": depth_mean, "depth_std": depth_std,
                "text_encoder": text.ENCODER_NAME, "max_tokens": text.MAX_TOKENS, "action_space": ACTION_SPACE,
                "dataset": {"path": str(Path(config.data).resolve()), "format": dataset.info["format"],
@@ -254,7 +255,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         timesteps = torch.from_numpy(rng.integers(0, len(alphas), config.batch_size)).to(accelerator.device)
         a = alphas[timesteps].view(-1, 1, 1, 1, 1)
         noisy = a.sqrt() * change + (1 - a).sqrt() * noise
-        estimate = predict(model, noisy, begin, timesteps, prompt)
+        estimate = predict(model, noisy, begin, timesteps, prompt, shape.fold)
         snr = (a / (1 - a)).flatten()
         capped = snr.clamp(max=config.snr_cap)
         if config.prediction_type == "v_prediction":
