@@ -90,8 +90,8 @@ def video(
         levels = tuple(int(w) for w in widths.split(","))
     except ValueError:
         raise typer.BadParameter(f"{widths!r} is not a comma-separated list of integers", param_hint="--widths")
-    config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, levels, steps, batch_size, lr,
-                              fold=fold, prediction_type=prediction_type, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device)
+    config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, levels, fold, steps, batch_size, lr,
+                              prediction_type=prediction_type, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device)
     metrics = _run_with_progress("train video", steps, lambda on_step, on_message: train(
         config, resume=resume, force=force, on_step=on_step, on_message=on_message))
     if metrics:
