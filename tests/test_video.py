@@ -218,3 +218,15 @@ def test_two_process_accelerate_run(data, tmp_path):
     assert info["training"]["processes"] == 2
     from vid2act.video.pipeline import load_planner
     load_planner(str(out))
+
+
+def test_folded_planner_trains_and_draws(data, scene, tmp_path):
+    run = vid2act("train", "video", "--data", data, "--out", tmp_path / "folded", "--steps", 2, *TINY, "--fold", 2)
+    assert run.code == 0, run.stderr
+    assert json.loads((tmp_path / "folded" / "planner.json").read_text())["fold"] == 2
+    unet = json.loads((tmp_path / "folded" / "unet" / "config.json").read_text())
+    assert unet["sample_size"] == [24, 32]
+    run = vid2act("generate", "--model", tmp_path / "folded", "--scene", scene, "--out", tmp_path / "plan", "--steps", 1)
+    assert run.code == 0, run.stderr
+    with np.load(tmp_path / "plan" / "frames.npz") as frames:
+        assert frames["rgb"].shape[1:] == (48, 64, 3)
