@@ -124,3 +124,12 @@ def test_random_policy_acts_until_the_time_limit(tmp_path):
     assert all(r["steps"] == r["time_limit"] for r in records)
     actions = [json.loads((tmp_path / "ev" / r["folder"] / "actions.json").read_text())["actions"] for r in records]
     assert actions[0] != actions[1]  # each seed its own draw
+
+
+def test_two_workers_give_the_same_records_as_one(tmp_path):
+    runs = [vid2act("eval", "--policy", "oracle", "--tasks", "reach", "--episodes", 2, "--workers", w,
+                    "--out", tmp_path / f"w{w}") for w in (1, 2)]
+    assert all(run.code == 0 for run in runs), runs[1].stderr
+    one, two = (json.loads((tmp_path / f"w{w}" / "eval_info.json").read_text())["episodes"] for w in (1, 2))
+    strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+    assert strip(one) == strip(two)
