@@ -230,3 +230,10 @@ def test_folded_planner_trains_and_draws(data, scene, tmp_path):
     assert run.code == 0, run.stderr
     with np.load(tmp_path / "plan" / "frames.npz") as frames:
         assert frames["rgb"].shape[1:] == (48, 64, 3)
+
+
+def test_default_names_the_shipped_planner(scene, tmp_path):
+    run = vid2act("generate", "--model", "default", "--scene", scene, "--out", tmp_path / "plan", "--steps", 1)
+    assert run.code == 0, run.stderr
+    plan = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    assert plan["model"].endswith("planner-rgbd") and plan["frames"] == 20 and plan["modalities"] == "rgbd"
