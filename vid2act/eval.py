@@ -124,6 +124,7 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
     from vid2act.idm.model import expand_keyframes, keyframe_poses, predict_actions
     from vid2act.sim.env import Env, make_scene
     from vid2act.sim.world import ACTION_SPACE, FPS
+    from vid2act.video.generate import plan_document
     models = _load_models(config)
     folder = root / relative
     task = get_task(task_name)
@@ -186,8 +187,9 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
                 plan = pipe(rgb, scene["instruction"], depth=depth, num_inference_steps=config.steps,
                             guidance_scale=config.guidance,
                             generator=torch.Generator().manual_seed(seed * 1000 + replans))
-                episode.seconds["generate"] += time.perf_counter() - started
-                episode.plans.append((plan.rgb[0], plan.depth[0] if plan.depth is not None else None))
+                seconds = time.perf_counter() - started
+                episode.seconds["generate"] += seconds
+                episode.plans.append((plan.rgb[0], plan.depth[0] if plan.depth is not None else None, seconds))
                 started = time.perf_counter()
                 plan_depth = plan.depth[0] if models.idm.architecture.modalities == "rgbd" else None
                 points, grips = keyframe_poses(models.idm, plan.rgb[0], plan_depth, config.device)
@@ -213,14 +215,11 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
     source = {"policy": config.policy, "replan_every": config.replan_every, "plans": len(episode.plans)}
     actions = np.asarray(episode.actions, dtype=np.float32).reshape(-1, 4)
     write_json(folder / "actions.json", actions_document(actions, source))
-    for k, (plan_rgb, plan_depth) in enumerate(episode.plans):
+    for k, (plan_rgb, plan_depth, seconds) in enumerate(episode.plans):
+        document = plan_document(models.pipe, config.video, scene["instruction"], config.steps, config.guidance,
+                                 seed * 1000 + k, 1, seconds, scene, folder / "scene")
         with output_dir(folder / "plans" / f"{k:02d}", force=True) as tmp:
-            write_plan(tmp, {"format": "vid2act.plan/1", "prompt": scene["instruction"], "model": config.video,
-                             "steps": config.steps, "guidance": config.guidance, "seed": seed * 1000 + k,
-                             "stride": models.pipe.shape.stride, "frames": len(plan_rgb),
-                             "frame_interval": models.pipe.planner["frame_interval"],
-                             "fps": models.pipe.planner["fps"], "modalities": models.pipe.shape.modalities,
-                             "after_actions": k * config.replan_every}, [(plan_rgb, plan_depth)])
+            write_plan(tmp, {**document, "after_actions": k * config.replan_every}, [(plan_rgb, plan_depth)])
     record = {"task": task_name, "split": config.split, "seed": seed, "instruction": scene["instruction"],
               "success": bool(success), "steps": len(actions), "time_limit": limit, "plans": len(episode.plans),
               "replans": max(0, len(episode.plans) - 1), "seconds": {k: round(v, 4) for k, v in episode.seconds.items()},
