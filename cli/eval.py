@@ -25,6 +25,8 @@ def eval_command(
     guidance: float = typer.Option(2.0, "--guidance", help="Classifier-free guidance scale."),
     workers: int = typer.Option(1, "--workers", "-w", help="Episodes in parallel processes."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
+    precision: str = typer.Option("fp32", "--precision", help="The planner's UNet in fp32, or bf16 (about 2x "
+                                  "faster on CPUs with AMX or AVX512-BF16 and on GPUs)."),
     out: Path = typer.Option(..., "--out", "-o", help="Eval folder: eval_info.json, report.md, episodes/."),
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
@@ -36,14 +38,14 @@ def eval_command(
 
     families = tuple(TASKS) if tasks == "all" else tuple(t.strip() for t in tasks.split(",") if t.strip())
     config = EvalConfig(str(out), policy, video, idm, bc, families, split, episodes, first_seed, replan_every, steps,
-                        guidance, workers, device)
+                        guidance, workers, device, precision)
     config.check()
     if policy in ("plan", "gt-video"):  # a missing model is a clear error now, not in every worker later
         from vid2act.idm.model import load_idm
         load_idm(idm)
     if policy == "plan":
         from vid2act.video.pipeline import load_planner
-        load_planner(video)
+        load_planner(video, precision=precision)
     if policy == "bc":
         from vid2act.bc import load_bc
         load_bc(bc)

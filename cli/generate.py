@@ -22,6 +22,8 @@ def generate(
     num_samples: int = typer.Option(1, "--num-samples", "-k", help="Plans to draw; all are written, the first is the plan."),
     resize: bool = typer.Option(False, "--resize", help="Resize a start image of another size to the planner's."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (about 2x faster on CPUs with "
+                                  "AMX or AVX512-BF16 and on GPUs)."),
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
     """Draw a plan (a video of the task being done) from a start image and an instruction. Prints the plan folder."""
@@ -37,7 +39,7 @@ def generate(
     check_can_write(out, force)
     rgb, start_depth, text, scene_document = read_start(scene, image, depth, prompt)
     text = check_prompt(text)
-    pipe = load_planner(model, device, sampler)
+    pipe = load_planner(model, device, sampler, precision)
     samples, seconds = generate_plan(pipe, rgb, start_depth, text, steps, guidance, seed, num_samples, resize)
     document = plan_document(pipe, str(resolve_planner(model)), text, steps, guidance, seed, num_samples, seconds,
                              scene_document, scene)

@@ -13,16 +13,26 @@ app = typer.Typer(help="Train the models of the pipeline.", no_args_is_help=True
 
 def _run_with_progress(label: str, steps: int, run):
     """Runs `run(on_step, on_message)` under a progress bar (loss, samples/s, ETA). Under `accelerate
-    launch` every process runs the command; only the first one reports."""
+    launch` every process runs the command; only the first one reports. When stderr is a log file rather
+    than a terminal, the bar cannot redraw, so a plain line is written once a minute instead."""
+    import time
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                TextColumn("{task.fields[rate]} samples/s"), TextColumn("ETA"), TimeRemainingColumn())
     main_process = int(os.environ.get("RANK", "0")) == 0
     with Progress(*columns, console=console, disable=not main_process) as progress:
         bar = progress.add_task(label, total=steps, loss="-", rate="-")
+        last_line = [time.monotonic()]
 
         def on_step(step: int, loss: float, rate: float) -> None:
             progress.update(bar, completed=step, loss=f"{loss:.4f}", rate=f"{rate:.1f}")
+            if main_process and not console.is_terminal and time.monotonic() - last_line[0] >= 60:
+                last_line[0] = time.monotonic()
+                remaining = progress.tasks[bar].time_remaining
+                eta = f"{remaining / 60:.0f} min" if remaining is not None else "-"
+                progress.console.print(f"{label}: step {step}/{steps}, loss {loss:.4f}, {rate:.1f} samples/s, "
+                                       f"ETA {eta}", highlight=False)
 
         return run(on_step, progress.console.print if main_process else (lambda text: None))
 
@@ -79,6 +89,10 @@ def video(
     eval_every: int = typer.Option(500, "--eval-every", help="Sample plans, score them and snapshot every N steps."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Checkpoint every N steps."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
+    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no, bf16 (CPUs with AMX or "
+                                        "AVX512-BF16, GPUs) or fp16 (GPUs); weights stay fp32."),
+    init_from: str = typer.Option("", "--init-from", help="Start from this planner's weights (folder or "
+                                  "shipped name, e.g. default) instead of random ones."),
     seed: int = typer.Option(0, "--seed", help="Seeds initialisation, clips, noise and text dropout."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     force: bool = typer.Option(False, "--force", "-f", help="Delete --out and start over."),
@@ -91,7 +105,8 @@ def video(
     except ValueError:
         raise typer.BadParameter(f"{widths!r} is not a comma-separated list of integers", param_hint="--widths")
     config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, levels, fold, steps, batch_size, lr,
-                              prediction_type=prediction_type, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device)
+                              prediction_type=prediction_type, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
+                              mixed_precision=mixed_precision, init_from=init_from)
     metrics = _run_with_progress("train video", steps, lambda on_step, on_message: train(
         config, resume=resume, force=force, on_step=on_step, on_message=on_message))
     if metrics:

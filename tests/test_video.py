@@ -131,6 +131,7 @@ def _png(path: Path, shape):
     (["--prompt", "push " * 40], 2, "tokens long"),
     (["--model", "nowhere"], 1, "no model at 'nowhere'"),
     (["--model", "default-idm-rgbd-typo"], 1, "no model at"),
+    (["--precision", "fp8"], 2, "unknown --precision 'fp8'"),
 ])
 def test_bad_generate_options(planner, scene, tmp_path, args, code, fragment):
     args = ["--model", planner, *args] if "--model" not in args else args
@@ -237,3 +238,37 @@ def test_default_names_the_shipped_planner(scene, tmp_path):
     assert run.code == 0, run.stderr
     plan = json.loads((tmp_path / "plan" / "plan.json").read_text())
     assert plan["model"].endswith("planner-rgbd") and plan["frames"] == 20 and plan["modalities"] == "rgbd"
+
+
+def test_bf16_plans_stay_within_a_grey_level_of_fp32(planner, scene, tmp_path):
+    plans = {}
+    for precision in ("fp32", "bf16"):
+        run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / precision,
+                      "--steps", 2, "--precision", precision)
+        assert run.code == 0, run.stderr
+        with np.load(tmp_path / precision / "frames.npz") as frames:
+            plans[precision] = frames["rgb"].astype(np.int16)
+    assert np.abs(plans["fp32"] - plans["bf16"]).mean() < 2.0
+
+
+def test_init_from_continues_a_planner_in_mixed_precision(planner, data, tmp_path):
+    run = vid2act("train", "video", "--data", data, "--out", tmp_path / "more", "--steps", 1, *TINY,
+                  "--init-from", planner, "--mixed-precision", "bf16", "--lr", "1e-12")
+    assert run.code == 0, run.stderr
+    before, after = (load_file(str(p / "unet" / "diffusion_pytorch_model.safetensors"))
+                     for p in (planner, tmp_path / "more"))
+    assert all(torch.allclose(before[k].float(), after[k].float(), atol=1e-3) for k in before)
+    assert json.loads((tmp_path / "more" / "planner.json").read_text())["training"]["init_from"] == str(planner)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--widths", "16,16,32"], "other widths"),
+    (["--widths", "16,16,24"], "each a multiple of 16"),
+    (["--frames", "5"], "its plans differ"),
+    (["--mixed-precision", "fp16"], "needs a GPU"),
+])
+def test_bad_init_from_or_precision(planner, data, tmp_path, args, fragment):
+    run = vid2act("train", "video", "--data", data, "--out", tmp_path / "run", "--steps", 1,
+                  *TINY, "--init-from", planner, *args)
+    assert run.code == 2, run.stderr
+    assert fragment in run.stderr and "Traceback" not in run.stderr

@@ -50,6 +50,7 @@ class EvalConfig:
     guidance: float = 2.0
     workers: int = 1
     device: str = "cpu"
+    precision: str = "fp32"  # the planner's UNet: fp32 or bf16
 
     def check(self) -> None:
         if self.policy not in POLICIES:
@@ -91,7 +92,7 @@ _loaded: dict[tuple, Models] = {}  # per process: models load once, not once per
 
 
 def _load_models(config: EvalConfig) -> Models:
-    key = (config.policy, config.video, config.idm, config.bc, config.device)
+    key = (config.policy, config.video, config.idm, config.bc, config.device, config.precision)
     if key not in _loaded:
         from vid2act.idm.model import load_idm
         models = Models()
@@ -99,7 +100,7 @@ def _load_models(config: EvalConfig) -> Models:
             models.idm, _ = load_idm(config.idm, config.device)
         if config.policy == "plan":
             from vid2act.video.pipeline import load_planner
-            models.pipe = load_planner(config.video, config.device)
+            models.pipe = load_planner(config.video, config.device, precision=config.precision)
         if config.policy == "bc":
             from vid2act.bc import load_bc
             models.bc = load_bc(config.bc, config.device)

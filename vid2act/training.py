@@ -14,7 +14,7 @@ from vid2act.errors import UsageError, Vid2ActError
 CHECKPOINT = "checkpoint"
 
 
-def make_accelerator(device: str):
+def make_accelerator(device: str, mixed_precision: str = "no"):
     from accelerate import Accelerator
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available here")
@@ -22,7 +22,11 @@ def make_accelerator(device: str):
         raise UsageError("--device mps: no Apple GPU is available here")
     if device not in ("cpu", "cuda", "mps"):
         raise UsageError(f"unknown --device {device!r}; choose cpu, cuda or mps")
-    return Accelerator(cpu=device == "cpu")
+    if mixed_precision not in ("no", "bf16", "fp16"):
+        raise UsageError(f"unknown --mixed-precision {mixed_precision!r}; choose no, bf16 or fp16")
+    if mixed_precision == "fp16" and device == "cpu":
+        raise UsageError("--mixed-precision fp16 needs a GPU; on a CPU use bf16")
+    return Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
 
 
 def learning_rate(config, step: int) -> float:

@@ -244,9 +244,18 @@ def resolve_planner(reference: str) -> Path:
     return resolve(reference, default=DEFAULT_PLANNER)
 
 
-def load_planner(reference: str, device: str = "cpu", sampler: str | None = None) -> VideoPlannerPipeline:
-    """A planner folder (diffusers layout) or shipped name -> the pipeline in fp32 on `device`."""
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def load_planner(reference: str, device: str = "cpu", sampler: str | None = None,
+                 precision: str = "fp32") -> VideoPlannerPipeline:
+    """A planner folder (diffusers layout) or shipped name -> the pipeline on `device`. `precision` bf16 runs
+    the UNet in bfloat16 (about 2x faster on CPUs with AMX or AVX512-BF16; plans differ from fp32 by a
+    fraction of a grey level); the scheduler's arithmetic stays fp32."""
     import json
+
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown --precision {precision!r}; choose {' or '.join(PRECISIONS)}")
 
     from vid2act.files import check_action_space, load_json
     folder = resolve_planner(reference)
@@ -269,7 +278,8 @@ def load_planner(reference: str, device: str = "cpu", sampler: str | None = None
         hint = f" ({', '.join(others)} found: vid2act loads only safetensors, never pickles)" if others else ""
         raise Vid2ActError(f"{folder}/unet has no safetensors weights{hint}")
     try:
-        unet = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True, torch_dtype=torch.float32)
+        unet = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True,
+                                                    torch_dtype=PRECISIONS[precision])
         scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
         scheduler = make_scheduler(sampler or _sampler_name(scheduler_config), scheduler_config)
     except (OSError, ValueError, RuntimeError, KeyError, EnvironmentError) as e:

@@ -56,6 +56,8 @@ class VideoTrainConfig:
     sample_guidance: float = 2.0
     seed: int = 0
     device: str = "cpu"
+    mixed_precision: str = "no"  # "bf16": autocast with fp32 master weights (2.8x faster on a CPU with AMX)
+    init_from: str = ""  # a planner (folder or shipped name) whose weights start the run, to fine-tune or continue
 
     def check(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -64,6 +66,9 @@ class VideoTrainConfig:
             raise UsageError("--stride must be at least 1 and --frames at least 0 (0: cover the longest episode)")
         if not 0 < self.val_fraction < 1:
             raise UsageError("the validation fraction must lie between 0 and 1")
+        if len(self.widths) < 2 or any(w < 16 or w % 16 for w in self.widths):
+            raise UsageError(f"--widths {','.join(map(str, self.widths))}: give two or more levels, each a "
+                             f"multiple of 16 (the UNet normalizes channels in 16 groups)")
         if self.prediction_type not in ("v_prediction", "epsilon", "sample"):
             raise UsageError(f"unknown prediction type {self.prediction_type!r}; choose v_prediction, epsilon or sample")
 
@@ -149,6 +154,21 @@ def load_checkpoint(run: Path, model, ema: dict, optimizer, config: VideoTrainCo
     return state["step"], state["history"], state["train_seconds"]
 
 
+def initialize_from(model, planner: dict, reference: str) -> None:
+    """Start from another planner's weights; it must draw plans of the same shape with the same backbone."""
+    from vid2act.video.pipeline import load_planner
+    source = load_planner(reference)
+    keys = ("frames", "stride", "modalities", "fold", "image_size")
+    differs = {k: (source.planner.get(k), planner[k]) for k in keys if source.planner.get(k) != planner[k]}
+    if differs:
+        raise UsageError(f"--init-from {reference}: its plans differ from this run's {differs}")
+    try:
+        model.load_state_dict(source.unet.state_dict())
+    except RuntimeError:
+        raise UsageError(f"--init-from {reference}: its UNet has other widths than --widths "
+                         f"{source.planner['training']['widths']}") from None
+
+
 # --- validation: plans from held-out episodes' first frames against what the oracle did ----------------------
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
@@ -180,7 +200,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
           on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
           on_message: Callable[[str], None] = lambda text: None) -> dict:
     config.check()
-    accelerator = make_accelerator(config.device)
+    accelerator = make_accelerator(config.device, config.mixed_precision)
     run = Path(config.out)
     start_run(accelerator, run, resume, force, on_message)
 
@@ -212,6 +232,8 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
 
     torch.manual_seed(config.seed)
     model = make_unet(shape, config.widths)
+    if config.init_from:
+        initialize_from(model, planner, config.init_from)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     noise_schedule = make_scheduler("ddim", prediction_type=config.prediction_type)
