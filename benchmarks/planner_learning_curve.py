@@ -25,8 +25,11 @@ def main() -> None:
     parser.add_argument("--idm", default="default")
     parser.add_argument("--seeds", type=int, default=5, help="test seeds per family")
     parser.add_argument("--every", type=int, default=1, help="score every n-th snapshot (the last always)")
+    parser.add_argument("--precision", default="fp32", help="the planner's UNet: fp32 or bf16")
     args = parser.parse_args()
-    history = {h["step"]: h for h in json.loads((args.run / "metrics.json").read_text())["history"]}
+    finished = args.run / "metrics.json"  # a run still going (or stopped) has its history in the checkpoint
+    record = finished if finished.exists() else args.run / "checkpoint" / "state.json"
+    history = {h["step"]: h for h in json.loads(record.read_text())["history"]}
     snapshots = sorted((args.run / "snapshots").iterdir())
     chosen = snapshots[args.every - 1::args.every]
     if snapshots[-1] not in chosen:
@@ -41,11 +44,15 @@ def main() -> None:
                 rgb, depth = env.world.render()
             scenes.append((scene, rgb, depth))
     print(f"{len(scenes)} test scenes ({args.seeds} per family), open loop, 10 DDIM steps, guidance 2\n")
+    earlier = earlier_minutes(chosen[0])
+    if earlier:
+        print(f"this run started from another planner's weights (--init-from); its {earlier:.0f} training "
+              "minutes are counted in\n")
     print("| step | training minutes (2 cores) | validation PSNR (dB) | plan + IDM success |")
     print("|---|---|---|---|")
     for folder in chosen:
         step = int(folder.name.split("-")[1])
-        pipe = load_planner(str(folder))
+        pipe = load_planner(str(folder), precision=args.precision)
         wins = 0
         for scene, rgb, depth in scenes:
             plan = pipe(rgb, scene["instruction"], depth=depth, generator=torch.Generator().manual_seed(scene["seed"]))
@@ -53,9 +60,21 @@ def main() -> None:
             with Env(scene) as env:
                 wins += env.run(actions).success
         h = history.get(step, {})
-        print(f"| {step} | {h.get('train_seconds', float('nan')) / 60:.0f} | {h.get('psnr', float('nan')):.2f} | "
+        print(f"| {step} | {earlier + h.get('train_seconds', float('nan')) / 60:.0f} | {h.get('psnr', float('nan')):.2f} | "
               f"{wins}/{len(scenes)} ({wins / len(scenes):.0%}) |", flush=True)
 
+
+def earlier_minutes(snapshot: Path) -> float:
+    """Training minutes of the planner this run was initialized from (--init-from), and of its own sources."""
+    from vid2act.video.pipeline import resolve_planner
+    planner = json.loads((snapshot / "planner.json").read_text())
+    if "initialized_from" in planner:
+        return planner["initialized_from"]["train_seconds"] / 60
+    source = planner["training"].get("init_from")
+    if not source:
+        return 0.0
+    before = json.loads((resolve_planner(source) / "planner.json").read_text())
+    return (before.get("train_seconds", 0.0) + before.get("initialized_from", {}).get("train_seconds", 0.0)) / 60
 
 if __name__ == "__main__":
     main()

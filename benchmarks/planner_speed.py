@@ -1,6 +1,7 @@
 """Video planner speed on this machine: guided plan latency (median of --repeats) and peak memory at the
-default size and steps, per sampler and step count; training samples/s; and the backbone comparison the
-shipped design was chosen from (train step and guided denoising step of each candidate, same plan shape).
+default size and steps, per sampler, step count and precision (fp32, bf16); training samples/s in fp32 and
+with bf16 autocast; and the backbone comparison the shipped design was chosen from (train step and guided
+denoising step of each candidate, same plan shape).
 
     python benchmarks/planner_speed.py [--model default] [--repeats 10] [--backbones]"""
 from __future__ import annotations
@@ -48,18 +49,31 @@ def main() -> None:
     params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
     print(f"torch threads {torch.get_num_threads()}; planner {args.model}: {params:.1f} M parameters, "
           f"{shape.frames} keyframes x {shape.channels} channels at {shape.image_size[0]}x{shape.image_size[1]}")
-    print("\n| sampler | steps | guidance | latency (median of %d) |" % args.repeats)
-    print("|---|---|---|---|")
-    for sampler, steps, guidance in (("ddim", 10, 2.0), ("ddim", 10, 1.0), ("ddim", 5, 2.0), ("ddim", 20, 2.0),
-                                     ("dpm++", 10, 2.0), ("dpm++", 5, 2.0)):
+    print("\n| precision | sampler | steps | guidance | latency (median of %d) |" % args.repeats)
+    print("|---|---|---|---|---|")
+    fp32 = {}
+    for precision, sampler, steps, guidance in (
+            ("fp32", "ddim", 10, 2.0), ("fp32", "ddim", 10, 1.0), ("fp32", "ddim", 5, 2.0), ("fp32", "ddim", 20, 2.0),
+            ("fp32", "dpm++", 10, 2.0), ("fp32", "dpm++", 5, 2.0), ("bf16", "ddim", 10, 2.0), ("bf16", "ddim", 5, 2.0)):
+        if precision == "bf16" and pipe.unet.dtype != torch.bfloat16:
+            print(f"| (peak memory so far, fp32: {peak_rss_mib():.0f} MiB; {before:.0f} MiB before loading) | | | | |")
+            pipe = load_planner(args.model, precision="bf16")
         pipe.scheduler = make_scheduler(sampler, pipe.scheduler.config)
         seconds = latency(pipe, image, depth, prompt, steps, guidance, args.repeats)
-        print(f"| {sampler} | {steps} | {guidance} | {seconds * 1000:.0f} ms |", flush=True)
+        ratio = ""
+        if precision == "fp32":
+            fp32[(sampler, steps, guidance)] = seconds
+        else:
+            ratio = f" ({fp32[(sampler, steps, guidance)] / seconds:.2f}x fp32)"
+        print(f"| {precision} | {sampler} | {steps} | {guidance} | {seconds * 1000:.0f} ms{ratio} |", flush=True)
     print(f"\npeak memory of the process: {peak_rss_mib():.0f} MiB (it held {before:.0f} MiB before loading "
           "the planner)")
-    rate = train_rate(make_unet(shape, tuple(pipe.unet.config.block_out_channels)), shape, args.batch_size)
-    print(f"training: {rate:.1f} clips/s at batch {args.batch_size} "
-          f"({args.batch_size / rate:.2f} s per step)")
+    widths = tuple(pipe.unet.config.block_out_channels)
+    rates = {mixed: train_rate(make_unet(shape, widths), shape, args.batch_size, mixed) for mixed in (False, True)}
+    for mixed, rate in rates.items():
+        print(f"training, {'bf16 autocast' if mixed else 'fp32'}: {rate:.1f} clips/s at batch {args.batch_size} "
+              f"({args.batch_size / rate:.2f} s per step)")
+    print(f"bf16 autocast / fp32 training speed: {rates[True] / rates[False]:.2f}x")
     if not args.backbones:
         return
     print("\nBackbone candidates, all diffusers UNet2DConditionModel over the same plan "
@@ -78,8 +92,9 @@ def main() -> None:
               f"{'yes' if widths[0] > deep else 'no'} |", flush=True)
 
 
-def train_rate(unet, shape: PlannerShape, batch: int, steps: int = 3) -> float:
-    """Clips per second of a full training step (forward, backward, AdamW) at batch `batch`."""
+def train_rate(unet, shape: PlannerShape, batch: int, mixed: bool = False, steps: int = 3) -> float:
+    """Clips per second of a full training step (forward, backward, AdamW) at batch `batch`; `mixed`: the
+    forward pass under bf16 autocast, as `vid2act train video --mixed-precision bf16` runs it."""
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
     c, (h, w) = shape.channels, shape.image_size
     clean, start, prompt = torch.randn(batch, shape.frames, c, h, w), torch.randn(batch, 1, c, h, w), null_prompt(batch)
@@ -87,7 +102,9 @@ def train_rate(unet, shape: PlannerShape, batch: int, steps: int = 3) -> float:
     times = []
     for k in range(steps + 1):
         started = time.perf_counter()
-        loss = predict(unet, clean, start, torch.randint(0, 1000, (batch,)), prompt, shape.fold).pow(2).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+            estimate = predict(unet, clean, start, torch.randint(0, 1000, (batch,)), prompt, shape.fold)
+        loss = estimate.float().pow(2).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

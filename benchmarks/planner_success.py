@@ -68,9 +68,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--sampler", default=None)
+    parser.add_argument("--precision", default="fp32", help="the planner's UNet: fp32 or bf16")
     parser.add_argument("--json", help="also write every episode's numbers to this file")
     args = parser.parse_args()
-    pipe = load_planner(args.model, sampler=args.sampler)
+    pipe = load_planner(args.model, sampler=args.sampler, precision=args.precision)
     idm, _ = load_idm(args.idm)
     stride, frames = pipe.shape.stride, pipe.shape.frames
     low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])

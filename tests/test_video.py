@@ -258,7 +258,10 @@ def test_init_from_continues_a_planner_in_mixed_precision(planner, data, tmp_pat
     before, after = (load_file(str(p / "unet" / "diffusion_pytorch_model.safetensors"))
                      for p in (planner, tmp_path / "more"))
     assert all(torch.allclose(before[k].float(), after[k].float(), atol=1e-3) for k in before)
-    assert json.loads((tmp_path / "more" / "planner.json").read_text())["training"]["init_from"] == str(planner)
+    info = json.loads((tmp_path / "more" / "planner.json").read_text())
+    assert info["training"]["init_from"] == str(planner)
+    source = json.loads((planner / "planner.json").read_text())
+    assert info["initialized_from"] == {"model": str(planner.resolve()), "train_seconds": source["train_seconds"]}
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -155,8 +155,9 @@ def load_checkpoint(run: Path, model, ema: dict, optimizer, config: VideoTrainCo
 
 
 def initialize_from(model, planner: dict, reference: str) -> None:
-    """Start from another planner's weights; it must draw plans of the same shape with the same backbone."""
-    from vid2act.video.pipeline import load_planner
+    """Start from another planner's weights; it must draw plans of the same shape with the same backbone.
+    Records the source and its training time (its own sources' included) in `planner`."""
+    from vid2act.video.pipeline import load_planner, resolve_planner
     source = load_planner(reference)
     keys = ("frames", "stride", "modalities", "fold", "image_size")
     differs = {k: (source.planner.get(k), planner[k]) for k in keys if source.planner.get(k) != planner[k]}
@@ -167,6 +168,9 @@ def initialize_from(model, planner: dict, reference: str) -> None:
     except RuntimeError:
         raise UsageError(f"--init-from {reference}: its UNet has other widths than --widths "
                          f"{source.planner['training']['widths']}") from None
+    earlier = source.planner.get("initialized_from", {}).get("train_seconds", 0.0)
+    planner["initialized_from"] = {"model": str(resolve_planner(reference).resolve()),
+                                   "train_seconds": source.planner.get("train_seconds", 0.0) + earlier}
 
 
 # --- validation: plans from held-out episodes' first frames against what the oracle did ----------------------
