@@ -81,6 +81,8 @@ def video(
     widths: str = typer.Option("96,128,192", "--widths", help="UNet channels per level, comma-separated; the "
                                "first should exceed the plan's channels (keyframes x 4 for rgbd, / fold^2)."),
     fold: int = typer.Option(1, "--fold", help="Space-to-depth factor (2 trains faster but see the README)."),
+    scale: int = typer.Option(2, "--scale", help="Draw plans at 1/scale of the dataset's resolution; their change "
+                              "from the start frame is upsampled (1: full resolution)."),
     prediction_type: str = typer.Option("v_prediction", "--prediction-type", help="v_prediction, epsilon or "
                                         "sample (the clean change from the start frame)."),
     steps: int = typer.Option(5000, "--steps", help="Optimizer steps."),
@@ -104,7 +106,7 @@ def video(
         levels = tuple(int(w) for w in widths.split(","))
     except ValueError:
         raise typer.BadParameter(f"{widths!r} is not a comma-separated list of integers", param_hint="--widths")
-    config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, levels, fold, steps, batch_size, lr,
+    config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, levels, fold, scale, steps, batch_size, lr,
                               prediction_type=prediction_type, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
                               mixed_precision=mixed_precision, init_from=init_from)
     metrics = _run_with_progress("train video", steps, lambda on_step, on_message: train(

@@ -42,6 +42,8 @@ def test_run_folder_is_a_diffusers_pipeline(planner):
     assert info["format"] == "vid2act.video/1" and info["stride"] == 4 and info["frame_interval"] == 48
     assert info["frames"] * info["stride"] >= info["dataset"]["longest_episode"] - 1
     assert info["training"]["steps"] == 6 and info["action_space"]["names"] == ["dx", "dy", "dz", "gripper"]
+    unet = json.loads((planner / "unet" / "config.json").read_text())
+    assert info["scale"] == 2 and info["image_size"] == [48, 64] and unet["sample_size"] == [24, 32]
     assert sorted(p.name for p in (planner / "snapshots").iterdir()) == ["step-000003", "step-000006"]
     assert sorted(p.name for p in (planner / "samples").iterdir()) == ["step-000003.mp4", "step-000006.mp4"]
     history = json.loads((planner / "metrics.json").read_text())["history"]
@@ -222,7 +224,8 @@ def test_two_process_accelerate_run(data, tmp_path):
 
 
 def test_folded_planner_trains_and_draws(data, scene, tmp_path):
-    run = vid2act("train", "video", "--data", data, "--out", tmp_path / "folded", "--steps", 2, *TINY, "--fold", 2)
+    run = vid2act("train", "video", "--data", data, "--out", tmp_path / "folded", "--steps", 2, *TINY, "--fold", 2,
+                  "--scale", 1)
     assert run.code == 0, run.stderr
     assert json.loads((tmp_path / "folded" / "planner.json").read_text())["fold"] == 2
     unet = json.loads((tmp_path / "folded" / "unet" / "config.json").read_text())
@@ -275,3 +278,16 @@ def test_bad_init_from_or_precision(planner, data, tmp_path, args, fragment):
                   *TINY, "--init-from", planner, *args)
     assert run.code == 2, run.stderr
     assert fragment in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_half_scale_plan_comes_out_at_the_scene_size(planner, scene, tmp_path):
+    """Drawn at 24x32, the plan comes out at the scene's 48x64: the start frame exact, and every later frame
+    the start frame plus an upsampled change, so it keeps the start frame's full-resolution detail."""
+    run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / "plan", "--steps", 2)
+    assert run.code == 0, run.stderr
+    start = iio.imread(scene / "start.png")
+    with np.load(tmp_path / "plan" / "frames.npz") as frames:
+        rgb, depth = frames["rgb"], frames["depth"]
+    assert rgb.shape[1:] == (48, 64, 3) and depth.shape[1:] == (48, 64)
+    assert np.array_equal(rgb[0], start)
+    assert np.allclose(depth[0], np.load(scene / "start_depth.npy"), atol=1e-2)

@@ -25,7 +25,7 @@ from vid2act.training import CHECKPOINT, held_out_split, learning_rate, make_acc
 from vid2act.sim.world import ACTION_SPACE, FPS
 from vid2act.video import text
 from vid2act.video.pipeline import (PLANNER_FORMAT, PlannerShape, VideoPlannerPipeline, make_scheduler,
-                                    make_unet, predict, save_planner, to_model)
+                                    make_unet, predict, save_planner, shrink, to_model)
 
 
 
@@ -38,6 +38,7 @@ class VideoTrainConfig:
     frames: int = 0  # 0: enough keyframes to cover the dataset's longest episode
     widths: tuple[int, ...] = (96, 128, 192)
     fold: int = 1
+    scale: int = 2  # plans drawn at half the scenes' resolution, their change upsampled (see pipeline.py)
     steps: int = 6000
     batch_size: int = 16
     lr: float = 3e-4
@@ -74,22 +75,25 @@ class VideoTrainConfig:
 
 
 class ClipData:
-    """Every frame of some episodes in memory (rgb uint8, depth float16), and their prompts' embeddings."""
+    """Every frame of some episodes in memory (rgb uint8, depth float16), shrunk by `scale`, and their
+    prompts' embeddings."""
 
-    def __init__(self, dataset: Dataset, episodes: list[int], modalities: str):
+    def __init__(self, dataset: Dataset, episodes: list[int], modalities: str, scale: int = 1):
         rgb, depth, starts, lengths, prompts = [], [], [], [], []
         offset = 0
         for i in episodes:
             episode = dataset.episode(i, ("rgb", "depth", "instruction"))
-            rgb.append(episode["rgb"])
-            if modalities == "rgbd":
-                depth.append(episode["depth"])
+            small_rgb, small_depth = shrink(torch.from_numpy(episode["rgb"]),
+                                            torch.from_numpy(episode["depth"]) if modalities == "rgbd" else None, scale)
+            rgb.append(small_rgb)
+            if small_depth is not None:
+                depth.append(small_depth)
             starts.append(offset)
             lengths.append(len(episode["rgb"]))
             prompts.append(str(episode["instruction"]))
             offset += len(episode["rgb"])
-        self.rgb = torch.from_numpy(np.concatenate(rgb))
-        self.depth = torch.from_numpy(np.concatenate(depth)) if depth else None
+        self.rgb = torch.cat(rgb)
+        self.depth = torch.cat(depth) if depth else None
         self.starts, self.lengths = torch.tensor(starts), torch.tensor(lengths)
         self.prompts = prompts
         unique = sorted(set(prompts))
@@ -155,8 +159,8 @@ def load_checkpoint(run: Path, model, ema: dict, optimizer, config: VideoTrainCo
 
 
 def initialize_from(model, planner: dict, reference: str) -> None:
-    """Start from another planner's weights; it must draw plans of the same shape with the same backbone.
-    Records the source and its training time (its own sources' included) in `planner`."""
+    """Start from another planner's weights; it must draw plans of the same shape with the same backbone (its
+    --scale may differ: the UNet's convolutions do not depend on the resolution). Records the source and its training time (its own sources' included) in `planner`."""
     from vid2act.video.pipeline import load_planner, resolve_planner
     source = load_planner(reference)
     keys = ("frames", "stride", "modalities", "fold", "image_size")
@@ -211,11 +215,14 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     # Data: every frame in memory, the last episodes held out for validation.
     dataset = Dataset(config.data)
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
-    data = ClipData(dataset, train_episodes, config.modalities)
-    val_data = ClipData(dataset, val_episodes, config.modalities)
+    PlannerShape(1, config.stride, config.modalities, tuple(dataset.info["image_size"]), config.fold,
+                 config.scale).check()  # before the frames are shrunk
+    data = ClipData(dataset, train_episodes, config.modalities, config.scale)
+    val_data = ClipData(dataset, val_episodes, config.modalities)  # full size: plans are scored as drawn
     longest = int(data.lengths.max())
     frames = config.frames or math.ceil((longest - 1) / config.stride)
-    shape = PlannerShape(frames, config.stride, config.modalities, tuple(dataset.info["image_size"]), config.fold)
+    shape = PlannerShape(frames, config.stride, config.modalities, tuple(dataset.info["image_size"]), config.fold,
+                         config.scale)
     shape.check()
     if data.depth is not None:
         sample = data.depth[:: max(1, len(data.depth) // 2000)].float()
@@ -225,6 +232,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     planner = {"format": PLANNER_FORMAT, "frames": frames, "stride": config.stride,
                "frame_interval": config.stride * dataset.info["frame_interval"],
                "fps": dataset.info["fps"] / config.stride, "modalities": config.modalities, "fold": config.fold,
+               "scale": config.scale,
                "image_size": list(shape.image_size), "depth_mean": depth_mean, "depth_std": depth_std,
                "text_encoder": text.ENCODER_NAME, "max_tokens": text.MAX_TOKENS, "action_space": ACTION_SPACE,
                "dataset": {"path": str(Path(config.data).resolve()), "format": dataset.info["format"],
