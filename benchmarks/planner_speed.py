@@ -48,7 +48,8 @@ def main() -> None:
     shape = pipe.shape
     params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
     print(f"torch threads {torch.get_num_threads()}; planner {args.model}: {params:.1f} M parameters, "
-          f"{shape.frames} keyframes x {shape.channels} channels at {shape.image_size[0]}x{shape.image_size[1]}")
+          f"{shape.frames} keyframes x {shape.channels} channels drawn at {shape.plan_size[0]}x{shape.plan_size[1]}, "
+          f"returned at {shape.image_size[0]}x{shape.image_size[1]}")
     print("\n| precision | sampler | steps | guidance | latency (median of %d) |" % args.repeats)
     print("|---|---|---|---|---|")
     fp32 = {}
@@ -78,25 +79,27 @@ def main() -> None:
         return
     print("\nBackbone candidates, all diffusers UNet2DConditionModel over the same plan "
           f"({shape.frames} keyframes, {shape.modalities}, {shape.frames * shape.channels} channels):\n")
-    print("| levels (channels) | fold | UNet input | parameters | train clips/s (batch %d) | guided step | "
-          "top level wider than the plan? |" % args.batch_size)
-    print("|---|---|---|---|---|---|---|")
-    for widths, fold in (((64, 128, 192), 1), ((96, 128, 192), 1), ((96, 160, 224), 1), ((128, 192, 256), 2)):
-        candidate = PlannerShape(shape.frames, shape.stride, shape.modalities, shape.image_size, fold)
+    print("| levels (channels) | fold | scale | UNet input | parameters | train clips/s (batch %d, fp32) | "
+          "train clips/s (bf16 autocast) | guided step (fp32) | top level wider than the plan? |" % args.batch_size)
+    print("|---|---|---|---|---|---|---|---|---|")
+    for widths, fold, scale in (((64, 128, 192), 1, 1), ((96, 128, 192), 1, 1), ((96, 160, 224), 1, 1),
+                                ((128, 192, 256), 2, 1), ((96, 128, 192), 1, 2)):
+        candidate = PlannerShape(shape.frames, shape.stride, shape.modalities, shape.image_size, fold, scale)
         unet = make_unet(candidate, widths)
         n = sum(p.numel() for p in unet.parameters()) / 1e6
-        size = f"{shape.image_size[0] // fold}x{shape.image_size[1] // fold}"
+        size = f"{candidate.plan_size[0] // fold}x{candidate.plan_size[1] // fold}"
         deep = shape.frames * shape.channels * fold ** 2
-        print(f"| {widths} | {fold} | {size}, {deep} channels | {n:.1f} M | "
-              f"{train_rate(unet, candidate, args.batch_size):.1f} | {guided_step(unet, candidate) * 1000:.0f} ms | "
-              f"{'yes' if widths[0] > deep else 'no'} |", flush=True)
+        print(f"| {widths} | {fold} | {scale} | {size}, {deep} channels | {n:.1f} M | "
+              f"{train_rate(unet, candidate, args.batch_size):.1f} | "
+              f"{train_rate(unet, candidate, args.batch_size, mixed=True):.1f} | "
+              f"{guided_step(unet, candidate) * 1000:.0f} ms | {'yes' if widths[0] > deep else 'no'} |", flush=True)
 
 
 def train_rate(unet, shape: PlannerShape, batch: int, mixed: bool = False, steps: int = 3) -> float:
     """Clips per second of a full training step (forward, backward, AdamW) at batch `batch`; `mixed`: the
     forward pass under bf16 autocast, as `vid2act train video --mixed-precision bf16` runs it."""
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
-    c, (h, w) = shape.channels, shape.image_size
+    c, (h, w) = shape.channels, shape.plan_size
     clean, start, prompt = torch.randn(batch, shape.frames, c, h, w), torch.randn(batch, 1, c, h, w), null_prompt(batch)
     unet.train()
     times = []
@@ -116,7 +119,7 @@ def train_rate(unet, shape: PlannerShape, batch: int, mixed: bool = False, steps
 @torch.no_grad()
 def guided_step(unet, shape: PlannerShape, repeats: int = 5) -> float:
     """Seconds of one classifier-free-guided denoising step (batch 2)."""
-    c, (h, w) = shape.channels, shape.image_size
+    c, (h, w) = shape.channels, shape.plan_size
     x, start, prompt = torch.randn(2, shape.frames, c, h, w), torch.randn(2, 1, c, h, w), null_prompt(2)
     unet.eval()
     times = []
