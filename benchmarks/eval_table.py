@@ -35,7 +35,9 @@ def main() -> None:
     columns = [c for c in order if c in columns] + [c for c in columns if c not in order]
     print("| family | split | " + " | ".join(columns) + " |")
     print("|---|---|" + "---|" * len(columns))
-    rows = sorted(cells, key=lambda k: (k[0] == "all", k[1] != "test", k[0]))
+    from vid2act.sim.tasks import TASKS
+    family_order = {name: i for i, name in enumerate([*TASKS, "all"])}
+    rows = sorted(cells, key=lambda k: (k[0] == "all", k[1] != "test", family_order.get(k[0], len(TASKS))))
     for family, split in rows:
         entries = []
         for column in columns:
