@@ -281,8 +281,7 @@ def test_bad_init_from_or_precision(planner, data, tmp_path, args, fragment):
 
 
 def test_a_half_scale_plan_comes_out_at_the_scene_size(planner, scene, tmp_path):
-    """Drawn at 24x32, the plan comes out at the scene's 48x64: the start frame exact, and every later frame
-    the start frame plus an upsampled change, so it keeps the start frame's full-resolution detail."""
+    """Drawn at 24x32, the plan comes out at the scene's 48x64, its first frame the start frame exactly."""
     run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / "plan", "--steps", 2)
     assert run.code == 0, run.stderr
     start = iio.imread(scene / "start.png")
