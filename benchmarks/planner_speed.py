@@ -70,43 +70,57 @@ def main() -> None:
     print(f"\npeak memory of the process: {peak_rss_mib():.0f} MiB (it held {before:.0f} MiB before loading "
           "the planner)")
     widths = tuple(pipe.unet.config.block_out_channels)
-    rates = {mixed: train_rate(make_unet(shape, widths), shape, args.batch_size, mixed) for mixed in (False, True)}
+    attention = sum("CrossAttn" in block for block in pipe.unet.config.down_block_types)
+    per_clip = pipe.planner.get("training", {}).get("frames_per_clip", 2)
+    rates = {mixed: train_rate(make_unet(shape, widths, attention), shape, args.batch_size, mixed, per_clip)
+             for mixed in (False, True)}
     for mixed, rate in rates.items():
         print(f"training, {'bf16 autocast' if mixed else 'fp32'}: {rate:.1f} clips/s at batch {args.batch_size} "
-              f"({args.batch_size / rate:.2f} s per step)")
+              f"({args.batch_size / rate:.2f} s per step; {trained_keyframes(shape, per_clip)} keyframes per clip)")
     print(f"bf16 autocast / fp32 training speed: {rates[True] / rates[False]:.2f}x")
     if not args.backbones:
         return
-    print("\nBackbone candidates, all diffusers UNet2DConditionModel over the same plan "
-          f"({shape.frames} keyframes, {shape.modalities}, {shape.frames * shape.channels} channels):\n")
-    print("| levels (channels) | fold | scale | UNet input | parameters | train clips/s (batch %d, fp32) | "
-          "train clips/s (bf16 autocast) | guided step (fp32) | top level wider than the plan? |" % args.batch_size)
-    print("|---|---|---|---|---|---|---|---|---|")
-    for widths, fold, scale in (((64, 128, 192), 1, 1), ((96, 128, 192), 1, 1), ((96, 160, 224), 1, 1),
-                                ((128, 192, 256), 2, 1), ((96, 128, 192), 1, 2)):
-        candidate = PlannerShape(shape.frames, shape.stride, shape.modalities, shape.image_size, fold, scale)
-        unet = make_unet(candidate, widths)
+    print("\nBackbone candidates, all diffusers UNet2DConditionModel, plans of the same shape "
+          f"({shape.frames} keyframes, {shape.modalities}); a frames clip trains {per_clip} of its keyframes:\n")
+    print("| backbone | levels (channels) | attention levels | fold | scale | UNet input | parameters | "
+          "train clips/s (batch %d, fp32) | train clips/s (bf16 autocast) | trained keyframes/s (bf16) | "
+          "guided step (fp32) |" % args.batch_size)
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for backbone, widths, attention, fold, scale in (
+            ("stacked", (96, 128, 192), 1, 1, 1), ("stacked", (128, 192, 256), 1, 2, 1),
+            ("stacked", (96, 128, 192), 1, 1, 2), ("stacked", (96, 128, 192), 2, 1, 2),
+            ("frames", (64, 128, 192), 1, 1, 2), ("frames", (64, 128, 192), 2, 1, 2), ("frames", (48, 96, 144), 2, 1, 2)):
+        candidate = PlannerShape(shape.frames, shape.stride, shape.modalities, shape.image_size, fold, scale, backbone)
+        unet = make_unet(candidate, widths, attention)
         n = sum(p.numel() for p in unet.parameters()) / 1e6
         size = f"{candidate.plan_size[0] // fold}x{candidate.plan_size[1] // fold}"
-        deep = shape.frames * shape.channels * fold ** 2
-        print(f"| {widths} | {fold} | {scale} | {size}, {deep} channels | {n:.1f} M | "
-              f"{train_rate(unet, candidate, args.batch_size):.1f} | "
-              f"{train_rate(unet, candidate, args.batch_size, mixed=True):.1f} | "
-              f"{guided_step(unet, candidate) * 1000:.0f} ms | {'yes' if widths[0] > deep else 'no'} |", flush=True)
+        deep = unet.config.in_channels
+        bf16 = train_rate(unet, candidate, args.batch_size, True, per_clip)
+        print(f"| {backbone} | {widths} | {attention} | {fold} | {scale} | {size}, {deep} channels | {n:.1f} M | "
+              f"{train_rate(unet, candidate, args.batch_size, False, per_clip):.1f} | {bf16:.1f} | "
+              f"{bf16 * trained_keyframes(candidate, per_clip):.0f} | "
+              f"{guided_step(unet, candidate) * 1000:.0f} ms |", flush=True)
 
 
-def train_rate(unet, shape: PlannerShape, batch: int, mixed: bool = False, steps: int = 3) -> float:
+def trained_keyframes(shape: PlannerShape, per_clip: int) -> int:
+    return per_clip if shape.backbone == "frames" else shape.frames
+
+
+def train_rate(unet, shape: PlannerShape, batch: int, mixed: bool, per_clip: int, steps: int = 3) -> float:
     """Clips per second of a full training step (forward, backward, AdamW) at batch `batch`; `mixed`: the
-    forward pass under bf16 autocast, as `vid2act train video --mixed-precision bf16` runs it."""
+    forward pass under bf16 autocast, as `vid2act train video --mixed-precision bf16` runs it. A frames clip
+    trains `per_clip` of its keyframes, a stacked one all of them."""
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
-    c, (h, w) = shape.channels, shape.plan_size
-    clean, start, prompt = torch.randn(batch, shape.frames, c, h, w), torch.randn(batch, 1, c, h, w), null_prompt(batch)
+    c, (h, w), k = shape.channels, shape.plan_size, trained_keyframes(shape, per_clip)
+    clean, start, prompt = torch.randn(batch, k, c, h, w), torch.randn(batch, 1, c, h, w), null_prompt(batch)
+    keyframes = torch.randint(1, shape.frames + 1, (batch, k)) if shape.backbone == "frames" else None
     unet.train()
     times = []
     for k in range(steps + 1):
         started = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
-            estimate = predict(unet, clean, start, torch.randint(0, 1000, (batch,)), prompt, shape.fold)
+            levels = batch * k if keyframes is not None else batch  # a noise level per trained keyframe or per plan
+            estimate = predict(unet, shape, clean, start, torch.randint(0, 1000, (levels,)), prompt, keyframes)
         loss = estimate.float().pow(2).mean()
         optimizer.zero_grad()
         loss.backward()
@@ -118,14 +132,14 @@ def train_rate(unet, shape: PlannerShape, batch: int, mixed: bool = False, steps
 
 @torch.no_grad()
 def guided_step(unet, shape: PlannerShape, repeats: int = 5) -> float:
-    """Seconds of one classifier-free-guided denoising step (batch 2)."""
+    """Seconds of one classifier-free-guided denoising step (batch 2: one plan, with and without its prompt)."""
     c, (h, w) = shape.channels, shape.plan_size
     x, start, prompt = torch.randn(2, shape.frames, c, h, w), torch.randn(2, 1, c, h, w), null_prompt(2)
     unet.eval()
     times = []
     for k in range(repeats + 1):
         started = time.perf_counter()
-        predict(unet, x, start, torch.tensor([500, 500]), prompt, shape.fold)
+        predict(unet, shape, x, start, torch.tensor([500, 500]), prompt)
         if k:
             times.append(time.perf_counter() - started)
     return float(np.median(times))

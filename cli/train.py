@@ -78,8 +78,15 @@ def video(
     modalities: str = typer.Option("rgbd", "--modalities", help="rgb or rgbd (plans with metric depth)."),
     stride: int = typer.Option(4, "--stride", help="Dataset frames between the plan's keyframes."),
     frames: int = typer.Option(0, "--frames", help="Keyframes per plan; 0 covers the longest episode."),
-    widths: str = typer.Option("96,128,192", "--widths", help="UNet channels per level, comma-separated; the "
-                               "first should exceed the plan's channels (keyframes x 4 for rgbd, / fold^2)."),
+    backbone: str = typer.Option("frames", "--backbone", help="frames (one UNet shared by every keyframe) or "
+                                 "stacked (the whole plan in one UNet's channels)."),
+    widths: str = typer.Option("64,128,192", "--widths", help="UNet channels per level, comma-separated; for "
+                               "--backbone stacked the first should exceed the plan's channels (keyframes x 4 "
+                               "for rgbd, x fold^2)."),
+    attention_levels: int = typer.Option(2, "--attention-levels", help="How many of the coarsest levels "
+                                         "cross-attend to the instruction's tokens."),
+    frames_per_clip: int = typer.Option(2, "--frames-per-clip", help="--backbone frames: keyframes trained per "
+                                        "clip and step."),
     fold: int = typer.Option(1, "--fold", help="Space-to-depth factor (2 trains faster but see the README)."),
     scale: int = typer.Option(2, "--scale", help="Draw plans at 1/scale of the dataset's resolution; their change "
                               "from the start frame is upsampled (1: full resolution)."),
@@ -106,8 +113,9 @@ def video(
         levels = tuple(int(w) for w in widths.split(","))
     except ValueError:
         raise typer.BadParameter(f"{widths!r} is not a comma-separated list of integers", param_hint="--widths")
-    config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, levels, fold, scale, steps, batch_size, lr,
-                              prediction_type=prediction_type, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
+    config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, backbone, levels, attention_levels,
+                              frames_per_clip, fold, scale, steps, batch_size, lr, prediction_type=prediction_type,
+                              eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
                               mixed_precision=mixed_precision, init_from=init_from)
     metrics = _run_with_progress("train video", steps, lambda on_step, on_message: train(
         config, resume=resume, force=force, on_step=on_step, on_message=on_message))

@@ -1,13 +1,17 @@
-"""The video planner: a diffusers `UNet2DConditionModel` that draws a whole plan at once, every frame of it
-stacked in the channels, and the `DiffusionPipeline` that samples it.
+"""The video planner: a diffusers `UNet2DConditionModel` and the `DiffusionPipeline` that samples a plan with it.
 
 - A plan is the start frame plus `frames` keyframes, `stride` dataset frames apart (so it covers
   frames x stride x frame_interval control steps), RGB or RGB-D.
-- The UNet sees the noisy plan and, concatenated in the channels, the start frame (UniPi's conditioning).
-  Optionally (`fold` 2) both are folded 2x2 into channels (space to depth, lossless), which trains 2.5x
-  faster, but then the plan is 304 channels deep against a 128-wide top level, too narrow to carry the
-  noisy input through: measured, such a net never learns to denoise (below). The shipped shape is unfolded
-  with a top level wider than the 76 plan channels.
+- Two backbones (`backbone` in planner.json):
+  - `frames` (the default): one UNet, shared by every keyframe, draws keyframe k from the noisy keyframe,
+    the start frame (concatenated in the channels, UniPi's conditioning) and k (a sinusoidal embedding added
+    to the time embedding). A plan is one batch of K images. The same initial noise for every keyframe keeps
+    a deterministic sampler's keyframes consistent; the IDM reads each keyframe on its own (grasp point and
+    gripper of that frame), so nothing more is needed between them. Measured: after 12 CPU-minutes it draws
+    a sharp arm where the stacked net, after 107, drew a ghost (README, "Planner").
+  - `stacked`: the whole plan in the channels of one image, the start frame concatenated; every keyframe
+    has its own output channels, so nothing learned for one frame serves another, and the top level must be
+    wider than the plan's channels. Optionally (`fold` 2) folded 2x2 into channels (space to depth).
 - With `scale` 2 the plan is drawn at half the scene's resolution (24x32 for 48x64 scenes: 4x fewer
   pixels to learn and to sample) and its change from the start frame is upsampled bilinearly and added to
   the full-resolution start frame, so what does not move stays sharp. Measured before choosing: the IDM
@@ -15,12 +19,12 @@ stacked in the channels, and the `DiffusionPipeline` that samples it.
 - The diffusion runs on the plan's change from the start frame: most pixels do not change, so the signal
   is mostly zero and the net spends itself on the arm and the moved object.
 - It predicts v (`prediction_type="v_prediction"`); `epsilon` and `sample` (the clean change) train too.
-  Measured with the folded 128-wide net: predicting the clean change, after 1,500 steps its error at t=10
-  was 15x that of copying the noisy input (the plans were the blurred average); predicting v, after 1,000
-  steps it explained a quarter of the noise at t=50 and the plans stayed noise.
-- The instruction enters twice: its MiniLM token embeddings by cross-attention at the coarsest level (they
-  tell "red block onto blue pad" from "blue block onto red pad", which the mean embedding barely does:
-  cosine 0.997), and its mean embedding through the time embedding of every block.
+  Measured with the folded 128-wide stacked net: predicting the clean change, after 1,500 steps its error at
+  t=10 was 15x that of copying the noisy input (the plans were the blurred average); predicting v, after
+  1,000 steps it explained a quarter of the noise at t=50 and the plans stayed noise.
+- The instruction enters twice: its MiniLM token embeddings by cross-attention at the coarsest
+  `attention_levels` levels (they tell "red block onto blue pad" from "blue block onto red pad", which the
+  mean embedding barely does: cosine 0.997), and its mean embedding through the time embedding of every block.
 - Classifier-free guidance: the unconditional prompt is all-zero embeddings (dropped in training).
 Saved in the diffusers layout: model_index.json (with the planner's settings), unet/, scheduler/."""
 from __future__ import annotations
@@ -41,6 +45,8 @@ PLANNER_FORMAT = "vid2act.video/1"
 PLANNER_FILE = "planner.json"  # beside model_index.json: what the plan is (frames, stride, modalities, ...)
 DEFAULT_PLANNER = "planner-rgbd"  # what `--model default` names, under models/
 SAMPLERS = {"ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
+BACKBONES = ("frames", "stacked")
+FRAME_EMBEDDING_DIM = 64  # the keyframe number's sinusoidal embedding (frames backbone)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class PlannerShape:
     image_size: tuple[int, int] = (48, 64)  # the start image's and the plan's, as the scenes have it
     fold: int = 1  # space-to-depth factor: the UNet runs at plan_size / fold
     scale: int = 1  # the plan is drawn at image_size / scale, and its change from the start frame upsampled
+    backbone: str = "stacked"  # older planners, without the field, are stacked
 
     @property
     def channels(self) -> int:
@@ -61,6 +68,8 @@ class PlannerShape:
         return self.image_size[0] // self.scale, self.image_size[1] // self.scale
 
     def check(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise UsageError(f"unknown backbone {self.backbone!r}; choose {' or '.join(BACKBONES)}")
         if self.modalities not in ("rgb", "rgbd"):
             raise UsageError(f"unknown modalities {self.modalities!r}; choose rgb or rgbd")
         if self.frames < 1 or self.stride < 1:
@@ -72,17 +81,22 @@ class PlannerShape:
                              f"= {4 * self.scale * self.fold} (the UNet halves it twice)")
 
 
-def make_unet(shape: PlannerShape, widths=(128, 192, 256)) -> UNet2DConditionModel:
-    c = shape.channels
+def make_unet(shape: PlannerShape, widths=(64, 128, 192), attention_levels: int = 2) -> UNet2DConditionModel:
+    """The UNet for `shape`, cross-attending to the prompt's tokens at its coarsest `attention_levels` levels."""
+    c, plain = shape.channels * shape.fold ** 2, len(widths) - attention_levels
+    if shape.backbone == "frames":
+        in_channels, out_channels, class_dim = 2 * c, c, text.EMBEDDING_DIM + FRAME_EMBEDDING_DIM
+    else:
+        in_channels, out_channels, class_dim = (shape.frames + 1) * c, shape.frames * c, text.EMBEDDING_DIM
     return UNet2DConditionModel(
         sample_size=(shape.plan_size[0] // shape.fold, shape.plan_size[1] // shape.fold),
-        in_channels=(shape.frames + 1) * c * shape.fold ** 2, out_channels=shape.frames * c * shape.fold ** 2,
-        down_block_types=("DownBlock2D",) * (len(widths) - 1) + ("CrossAttnDownBlock2D",),
-        up_block_types=("CrossAttnUpBlock2D",) + ("UpBlock2D",) * (len(widths) - 1),
+        in_channels=in_channels, out_channels=out_channels,
+        down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * attention_levels,
+        up_block_types=("CrossAttnUpBlock2D",) * attention_levels + ("UpBlock2D",) * plain,
         mid_block_type="UNetMidBlock2DCrossAttn", block_out_channels=tuple(widths), layers_per_block=1,
         norm_num_groups=16, cross_attention_dim=text.EMBEDDING_DIM,
         attention_head_dim=4,  # in the 2-D UNet this is the number of heads
-        class_embed_type="projection", projection_class_embeddings_input_dim=text.EMBEDDING_DIM,
+        class_embed_type="projection", projection_class_embeddings_input_dim=class_dim,
         resnet_time_scale_shift="scale_shift")
 
 
@@ -150,14 +164,36 @@ def null_prompt(batch: int, device=None) -> dict[str, torch.Tensor]:
             "pooled": torch.zeros(batch, text.EMBEDDING_DIM, device=device)}
 
 
-def predict(unet, noisy_change: torch.Tensor, start: torch.Tensor, timestep, prompt: dict,
-            factor: int = 1) -> torch.Tensor:
+def frame_embedding(keyframes: torch.Tensor) -> torch.Tensor:
+    """Keyframe numbers [N] (1 = the first after the start frame) -> sinusoidal embeddings [N, 64]."""
+    half = FRAME_EMBEDDING_DIM // 2
+    frequencies = torch.exp(-np.log(100.0) * torch.arange(half, device=keyframes.device) / half)
+    angles = keyframes.float()[:, None] * frequencies[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def predict(unet, shape: PlannerShape, noisy_change: torch.Tensor, start: torch.Tensor, timestep, prompt: dict,
+            keyframes: torch.Tensor | None = None) -> torch.Tensor:
     """The UNet's output (v, epsilon or the clean change, as its scheduler says) for the noisy change from
-    the start frame [B, K, C, H, W], given the start frame [B, 1, C, H, W]; `factor` is the shape's fold."""
-    x = fold(torch.cat([noisy_change, start], dim=1), factor)
-    out = unet(x, timestep, encoder_hidden_states=prompt["tokens"], class_labels=prompt["pooled"],
-               encoder_attention_mask=prompt["mask"]).sample
-    return unfold(out, start.shape[2], factor)
+    the start frame [B, K, C, H, W], given the start frame [B, 1, C, H, W]. The frames backbone also takes
+    which keyframes these are, [B, K] (default: all, 1..K) and a timestep per clip [B] or per frame [B*K]."""
+    if shape.backbone == "stacked":
+        x = fold(torch.cat([noisy_change, start], dim=1), shape.fold)
+        out = unet(x, timestep, encoder_hidden_states=prompt["tokens"], class_labels=prompt["pooled"],
+                   encoder_attention_mask=prompt["mask"]).sample
+        return unfold(out, start.shape[2], shape.fold)
+    b, k, c, h, w = noisy_change.shape
+    if keyframes is None:
+        keyframes = torch.arange(1, k + 1, device=noisy_change.device).expand(b, k)
+    frames = torch.cat([noisy_change.reshape(b * k, 1, c, h, w), start.repeat_interleave(k, dim=0)], dim=1)
+    timestep = torch.as_tensor(timestep, device=noisy_change.device)
+    if timestep.numel() == b and b > 1:
+        timestep = timestep.repeat_interleave(k)
+    each = {name: value.repeat_interleave(k, dim=0) for name, value in prompt.items()}
+    labels = torch.cat([each["pooled"], frame_embedding(keyframes.flatten()).to(each["pooled"].dtype)], dim=1)
+    out = unet(fold(frames, shape.fold), timestep, encoder_hidden_states=each["tokens"], class_labels=labels,
+               encoder_attention_mask=each["mask"]).sample
+    return unfold(out, c, shape.fold).reshape(b, k, c, h, w)
 
 
 def check_sampling(steps: int, guidance: float, samples: int) -> None:
@@ -207,7 +243,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
     def shape(self) -> PlannerShape:
         p = self.planner
         return PlannerShape(p["frames"], p["stride"], p["modalities"], tuple(p["image_size"]), p.get("fold", 1),
-                            p.get("scale", 1))
+                            p.get("scale", 1), p.get("backbone", "stacked"))
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray, prompt: str, depth: np.ndarray | None = None,
@@ -249,17 +285,21 @@ class VideoPlannerPipeline(DiffusionPipeline):
         start = start.to(device, dtype).expand(n, *start.shape[1:])
         c = shape.channels
         h, w = shape.plan_size
-        change = torch.randn((n, shape.frames, c, h, w), generator=generator, dtype=torch.float32).to(device)
+        if shape.backbone == "frames":  # one noise for every keyframe: a deterministic sampler keeps them consistent
+            noise = torch.randn((n, 1, c, h, w), generator=generator).expand(n, shape.frames, c, h, w)
+        else:
+            noise = torch.randn((n, shape.frames, c, h, w), generator=generator)
+        change = noise.contiguous().to(device)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         for t in self.scheduler.timesteps:
             model_in = self.scheduler.scale_model_input(change, t).to(dtype)
             if guided:
-                both = predict(self.unet, torch.cat([model_in, model_in]), torch.cat([start, start]), t, cond,
-                               shape.fold).float()
+                both = predict(self.unet, shape, torch.cat([model_in, model_in]), torch.cat([start, start]), t,
+                               cond).float()
                 unconditional, conditional = both.chunk(2)
                 estimate = unconditional + guidance_scale * (conditional - unconditional)
             else:
-                estimate = predict(self.unet, model_in, start, t, cond, shape.fold).float()
+                estimate = predict(self.unet, shape, model_in, start, t, cond).float()
             # the scheduler works on flat [N, K*C, H, W] tensors
             step = self.scheduler.step(estimate.flatten(1, 2), t, change.flatten(1, 2), generator=generator)
             change = step.prev_sample.view_as(change)

@@ -36,7 +36,10 @@ class VideoTrainConfig:
     modalities: str = "rgbd"
     stride: int = 4
     frames: int = 0  # 0: enough keyframes to cover the dataset's longest episode
-    widths: tuple[int, ...] = (96, 128, 192)
+    backbone: str = "frames"  # or "stacked" (see pipeline.py)
+    widths: tuple[int, ...] = (64, 128, 192)
+    attention_levels: int = 2  # the coarsest levels cross-attend to the prompt's tokens
+    frames_per_clip: int = 2  # frames backbone: keyframes trained per clip (each with its own noise level)
     fold: int = 1
     scale: int = 2  # plans drawn at half the scenes' resolution, their change upsampled (see pipeline.py)
     steps: int = 6000
@@ -70,6 +73,10 @@ class VideoTrainConfig:
         if len(self.widths) < 2 or any(w < 16 or w % 16 for w in self.widths):
             raise UsageError(f"--widths {','.join(map(str, self.widths))}: give two or more levels, each a "
                              f"multiple of 16 (the UNet normalizes channels in 16 groups)")
+        if not 1 <= self.attention_levels <= len(self.widths):
+            raise UsageError(f"--attention-levels must lie between 1 and the number of --widths ({len(self.widths)})")
+        if self.frames_per_clip < 1:
+            raise UsageError("--frames-per-clip must be at least 1")
         if self.prediction_type not in ("v_prediction", "epsilon", "sample"):
             raise UsageError(f"unknown prediction type {self.prediction_type!r}; choose v_prediction, epsilon or sample")
 
@@ -163,15 +170,16 @@ def initialize_from(model, planner: dict, reference: str) -> None:
     --scale may differ: the UNet's convolutions do not depend on the resolution). Records the source and its training time (its own sources' included) in `planner`."""
     from vid2act.video.pipeline import load_planner, resolve_planner
     source = load_planner(reference)
-    keys = ("frames", "stride", "modalities", "fold", "image_size")
+    keys = ("backbone", "frames", "stride", "modalities", "fold", "image_size")
     differs = {k: (source.planner.get(k), planner[k]) for k in keys if source.planner.get(k) != planner[k]}
     if differs:
         raise UsageError(f"--init-from {reference}: its plans differ from this run's {differs}")
     try:
         model.load_state_dict(source.unet.state_dict())
     except RuntimeError:
-        raise UsageError(f"--init-from {reference}: its UNet has other widths than --widths "
-                         f"{source.planner['training']['widths']}") from None
+        trained = source.planner["training"]
+        raise UsageError(f"--init-from {reference}: its UNet has other --widths or --attention-levels "
+                         f"({trained['widths']}, {trained.get('attention_levels', 1)})") from None
     earlier = source.planner.get("initialized_from", {}).get("train_seconds", 0.0)
     planner["initialized_from"] = {"model": str(resolve_planner(reference).resolve()),
                                    "train_seconds": source.planner.get("train_seconds", 0.0) + earlier}
@@ -216,20 +224,20 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     dataset = Dataset(config.data)
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
     PlannerShape(1, config.stride, config.modalities, tuple(dataset.info["image_size"]), config.fold,
-                 config.scale).check()  # before the frames are shrunk
+                 config.scale, config.backbone).check()  # before the frames are shrunk
     data = ClipData(dataset, train_episodes, config.modalities, config.scale)
     val_data = ClipData(dataset, val_episodes, config.modalities)  # full size: plans are scored as drawn
     longest = int(data.lengths.max())
     frames = config.frames or math.ceil((longest - 1) / config.stride)
     shape = PlannerShape(frames, config.stride, config.modalities, tuple(dataset.info["image_size"]), config.fold,
-                         config.scale)
+                         config.scale, config.backbone)
     shape.check()
     if data.depth is not None:
         sample = data.depth[:: max(1, len(data.depth) // 2000)].float()
         depth_mean, depth_std = float(sample.mean()), float(sample.std())
     else:
         depth_mean, depth_std = 0.0, 1.0  # an RGB planner reads no depth
-    planner = {"format": PLANNER_FORMAT, "frames": frames, "stride": config.stride,
+    planner = {"format": PLANNER_FORMAT, "backbone": config.backbone, "frames": frames, "stride": config.stride,
                "frame_interval": config.stride * dataset.info["frame_interval"],
                "fps": dataset.info["fps"] / config.stride, "modalities": config.modalities, "fold": config.fold,
                "scale": config.scale,
@@ -243,7 +251,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
                f"{frames} keyframes every {config.stride} frames ({frames * config.stride} of {longest} frames)")
 
     torch.manual_seed(config.seed)
-    model = make_unet(shape, config.widths)
+    model = make_unet(shape, config.widths, config.attention_levels)
     if config.init_from:
         initialize_from(model, planner, config.init_from)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -260,7 +268,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
 
     def snapshot(step: int) -> VideoPlannerPipeline:
         """A pipeline with the EMA weights, for sampling."""
-        unet = make_unet(shape, config.widths)
+        unet = make_unet(shape, config.widths, config.attention_levels)
         unet.load_state_dict(ema)
         info = {**planner, "training": {**_config_json(config), "step": step,
                                         "processes": accelerator.num_processes, "vid2act_version": __version__}}
@@ -284,13 +292,21 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         prompt["pooled"] = torch.where(drop[:, None], 0.0, prompt["pooled"])
         prompt["mask"] = torch.where(drop[:, None], True, prompt["mask"])
         begin, change = video[:, :1], video[:, 1:] - video[:, :1]
+        if shape.backbone == "frames":  # a few keyframes of each clip, each at its own noise level
+            keyframes = torch.from_numpy(rng.integers(1, frames + 1, (config.batch_size, config.frames_per_clip)))
+            change = torch.gather(change, 1, (keyframes - 1).to(change.device).view(*keyframes.shape, 1, 1, 1)
+                                  .expand(-1, -1, *change.shape[2:]))
+            keyframes = keyframes.to(accelerator.device)
+        else:  # the whole plan at one noise level
+            keyframes = None
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
         noise = torch.randn(change.shape, generator=generator).to(accelerator.device)
-        timesteps = torch.from_numpy(rng.integers(0, len(alphas), config.batch_size)).to(accelerator.device)
-        a = alphas[timesteps].view(-1, 1, 1, 1, 1)
+        levels = config.frames_per_clip if keyframes is not None else 1
+        timesteps = torch.from_numpy(rng.integers(0, len(alphas), (config.batch_size, levels))).to(accelerator.device)
+        a = alphas[timesteps].view(config.batch_size, levels, 1, 1, 1)
         noisy = a.sqrt() * change + (1 - a).sqrt() * noise
-        estimate = predict(model, noisy, begin, timesteps, prompt, shape.fold)
-        snr = (a / (1 - a)).flatten()
+        estimate = predict(model, shape, noisy, begin, timesteps.flatten(), prompt, keyframes)
+        snr = (a / (1 - a)).view(config.batch_size, levels)
         capped = snr.clamp(max=config.snr_cap)
         if config.prediction_type == "v_prediction":
             target, weight = a.sqrt() * noise - (1 - a).sqrt() * change, capped / (snr + 1)
@@ -298,7 +314,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
             target, weight = noise, capped / snr
         else:
             target, weight = change, capped
-        loss = (weight * (estimate - target).pow(2).mean(dim=(1, 2, 3, 4))).mean()
+        loss = (weight * (estimate - target).pow(2).mean(dim=(2, 3, 4))).mean()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)
