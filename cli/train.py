@@ -78,12 +78,12 @@ def video(
     modalities: str = typer.Option("rgbd", "--modalities", help="rgb or rgbd (plans with metric depth)."),
     stride: int = typer.Option(4, "--stride", help="Dataset frames between the plan's keyframes."),
     frames: int = typer.Option(0, "--frames", help="Keyframes per plan; 0 covers the longest episode."),
-    backbone: str = typer.Option("frames", "--backbone", help="frames (one UNet shared by every keyframe) or "
-                                 "stacked (the whole plan in one UNet's channels)."),
-    widths: str = typer.Option("64,128,192", "--widths", help="UNet channels per level, comma-separated; for "
+    backbone: str = typer.Option("stacked", "--backbone", help="stacked (the whole plan in one UNet's channels) "
+                                 "or frames (one UNet shared by every keyframe)."),
+    widths: str = typer.Option("96,128,192", "--widths", help="UNet channels per level, comma-separated; for "
                                "--backbone stacked the first should exceed the plan's channels (keyframes x 4 "
                                "for rgbd, x fold^2)."),
-    attention_levels: int = typer.Option(2, "--attention-levels", help="How many of the coarsest levels "
+    attention_levels: int = typer.Option(1, "--attention-levels", help="How many of the coarsest levels "
                                          "cross-attend to the instruction's tokens."),
     frames_per_clip: int = typer.Option(2, "--frames-per-clip", help="--backbone frames: keyframes trained per "
                                         "clip and step."),

@@ -223,27 +223,24 @@ def test_two_process_accelerate_run(data, tmp_path):
     load_planner(str(out))
 
 
-def test_stacked_folded_planner_trains_and_draws(data, scene, tmp_path):
-    """The other backbone: the whole plan in one UNet's channels, here folded 2x2."""
-    run = vid2act("train", "video", "--data", data, "--out", tmp_path / "folded", "--steps", 2, *TINY,
-                  "--backbone", "stacked", "--fold", 2, "--scale", 1)
+def test_frames_planner_trains_draws_and_draws_each_keyframe_on_its_own(data, scene, tmp_path):
+    """The other backbone, here folded 2x2: one UNet shared by every keyframe, so a keyframe's estimate does
+    not depend on which others are drawn beside it."""
+    run = vid2act("train", "video", "--data", data, "--out", tmp_path / "frames", "--steps", 2, *TINY,
+                  "--backbone", "frames", "--attention-levels", 2, "--fold", 2, "--scale", 1)
     assert run.code == 0, run.stderr
-    info = json.loads((tmp_path / "folded" / "planner.json").read_text())
-    assert info["backbone"] == "stacked" and info["fold"] == 2
-    unet = json.loads((tmp_path / "folded" / "unet" / "config.json").read_text())
-    assert unet["sample_size"] == [24, 32] and unet["in_channels"] == (info["frames"] + 1) * 4 * 4
-    run = vid2act("generate", "--model", tmp_path / "folded", "--scene", scene, "--out", tmp_path / "plan", "--steps", 1)
+    info = json.loads((tmp_path / "frames" / "planner.json").read_text())
+    assert info["backbone"] == "frames" and info["fold"] == 2
+    unet = json.loads((tmp_path / "frames" / "unet" / "config.json").read_text())
+    assert unet["sample_size"] == [24, 32] and unet["in_channels"] == 2 * 4 * 4
+    run = vid2act("generate", "--model", tmp_path / "frames", "--scene", scene, "--out", tmp_path / "plan", "--steps", 1)
     assert run.code == 0, run.stderr
     with np.load(tmp_path / "plan" / "frames.npz") as frames:
-        assert frames["rgb"].shape[1:] == (48, 64, 3)
+        assert frames["rgb"].shape[1:] == (48, 64, 3) and len(frames["rgb"]) == info["frames"] + 1
 
-
-def test_frames_backbone_draws_each_keyframe_on_its_own(planner):
-    """One UNet shared by every keyframe: a keyframe's estimate does not depend on which others are drawn."""
     from vid2act.video.pipeline import load_planner, null_prompt, predict
-    pipe = load_planner(str(planner))
+    pipe = load_planner(str(tmp_path / "frames"))
     shape = pipe.shape
-    assert shape.backbone == "frames" and pipe.unet.config.in_channels == 2 * shape.channels
     c, (h, w) = shape.channels, shape.plan_size
     noisy, start = torch.randn(1, shape.frames, c, h, w), torch.randn(1, 1, c, h, w)
     with torch.no_grad():
@@ -289,9 +286,10 @@ def test_init_from_continues_a_planner_in_mixed_precision(planner, data, tmp_pat
     (["--widths", "16,16,24"], "each a multiple of 16"),
     (["--frames", "5"], "its plans differ"),
     (["--mixed-precision", "fp16"], "needs a GPU"),
-    (["--backbone", "stacked"], "its plans differ"),
+    (["--backbone", "frames"], "its plans differ"),
     (["--backbone", "video"], "unknown backbone"),
     (["--attention-levels", "4"], "--attention-levels must lie"),
+    (["--widths", "16,16,16,16,16"], "multiples of 16; give fewer levels"),
 ])
 def test_bad_init_from_or_precision(planner, data, tmp_path, args, fragment):
     run = vid2act("train", "video", "--data", data, "--out", tmp_path / "run", "--steps", 1,

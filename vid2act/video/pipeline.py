@@ -76,12 +76,21 @@ class PlannerShape:
             raise UsageError("the planner needs at least one keyframe and a stride of at least 1")
         if self.scale < 1 or self.fold < 1:
             raise UsageError("--scale and --fold must be at least 1")
-        if any(n % (4 * self.scale * self.fold) for n in self.image_size):
-            raise UsageError(f"image size {self.image_size} must be a multiple of 4 x scale x fold "
-                             f"= {4 * self.scale * self.fold} (the UNet halves it twice)")
+        if any(n % (self.scale * self.fold) for n in self.image_size):
+            raise UsageError(f"image size {self.image_size} must be a multiple of scale x fold "
+                             f"= {self.scale * self.fold}")
+
+    def check_levels(self, levels: int) -> None:
+        """A UNet of `levels` levels halves the plan levels - 1 times."""
+        halvings = 2 ** (levels - 1)
+        h, w = self.plan_size[0] // self.fold, self.plan_size[1] // self.fold
+        if h % halvings or w % halvings:
+            raise UsageError(f"the UNet draws {h}x{w} and {levels} levels (--widths) halve that {levels - 1} times: "
+                             f"both sides must be multiples of {halvings}; give fewer levels or a smaller "
+                             f"--scale or --fold")
 
 
-def make_unet(shape: PlannerShape, widths=(64, 128, 192), attention_levels: int = 2) -> UNet2DConditionModel:
+def make_unet(shape: PlannerShape, widths=(96, 128, 192), attention_levels: int = 1) -> UNet2DConditionModel:
     """The UNet for `shape`, cross-attending to the prompt's tokens at its coarsest `attention_levels` levels."""
     c, plain = shape.channels * shape.fold ** 2, len(widths) - attention_levels
     if shape.backbone == "frames":

@@ -36,9 +36,9 @@ class VideoTrainConfig:
     modalities: str = "rgbd"
     stride: int = 4
     frames: int = 0  # 0: enough keyframes to cover the dataset's longest episode
-    backbone: str = "frames"  # or "stacked" (see pipeline.py)
-    widths: tuple[int, ...] = (64, 128, 192)
-    attention_levels: int = 2  # the coarsest levels cross-attend to the prompt's tokens
+    backbone: str = "stacked"  # or "frames" (see pipeline.py)
+    widths: tuple[int, ...] = (96, 128, 192)
+    attention_levels: int = 1  # the coarsest levels cross-attend to the prompt's tokens
     frames_per_clip: int = 2  # frames backbone: keyframes trained per clip (each with its own noise level)
     fold: int = 1
     scale: int = 2  # plans drawn at half the scenes' resolution, their change upsampled (see pipeline.py)
@@ -50,7 +50,7 @@ class VideoTrainConfig:
     text_dropout: float = 0.1  # share of clips trained without their prompt, for classifier-free guidance
     start_at_beginning: float = 0.5  # share of clips that start at an episode's first frame; the rest anywhere
     prediction_type: str = "v_prediction"  # or "epsilon", "sample" (the clean change)
-    snr_cap: float = 5.0  # min-SNR-gamma loss weighting (Hang et al. 2023), in the form for the prediction type
+    snr_cap: float = 5.0  # the error of the clean change weighs min(SNR, cap) + 1 (see the loss below)
     ema_decay: float = 0.999
     val_fraction: float = 0.05
     val_clips: int = 16
@@ -171,7 +171,8 @@ def initialize_from(model, planner: dict, reference: str) -> None:
     from vid2act.video.pipeline import load_planner, resolve_planner
     source = load_planner(reference)
     keys = ("backbone", "frames", "stride", "modalities", "fold", "image_size")
-    differs = {k: (source.planner.get(k), planner[k]) for k in keys if source.planner.get(k) != planner[k]}
+    theirs = {**source.planner, "backbone": source.shape.backbone}  # older planners name no backbone: stacked
+    differs = {k: (theirs.get(k), planner[k]) for k in keys if theirs.get(k) != planner[k]}
     if differs:
         raise UsageError(f"--init-from {reference}: its plans differ from this run's {differs}")
     try:
@@ -223,8 +224,10 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     # Data: every frame in memory, the last episodes held out for validation.
     dataset = Dataset(config.data)
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
-    PlannerShape(1, config.stride, config.modalities, tuple(dataset.info["image_size"]), config.fold,
-                 config.scale, config.backbone).check()  # before the frames are shrunk
+    early = PlannerShape(1, config.stride, config.modalities, tuple(dataset.info["image_size"]), config.fold,
+                         config.scale, config.backbone)
+    early.check()  # before the frames are shrunk
+    early.check_levels(len(config.widths))
     data = ClipData(dataset, train_episodes, config.modalities, config.scale)
     val_data = ClipData(dataset, val_episodes, config.modalities)  # full size: plans are scored as drawn
     longest = int(data.lengths.max())
@@ -307,13 +310,17 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         noisy = a.sqrt() * change + (1 - a).sqrt() * noise
         estimate = predict(model, shape, noisy, begin, timesteps.flatten(), prompt, keyframes)
         snr = (a / (1 - a)).view(config.batch_size, levels)
-        capped = snr.clamp(max=config.snr_cap)
+        # Weights on the clean change's error: min(SNR, cap) + 1, in the form for v and the clean change. Plain min-SNR
+        # (Hang et al. 2023) weighs it min(SNR, cap), which vanishes at high noise, where a plan's layout
+        # (where the arm goes, which object) is decided and where sampling starts: measured, planners trained
+        # so ignored the prompt (0.4 grey levels between prompts) and drew noise-driven layouts at t = 999.
+        clean_weight = snr.clamp(max=config.snr_cap) + 1
         if config.prediction_type == "v_prediction":
-            target, weight = a.sqrt() * noise - (1 - a).sqrt() * change, capped / (snr + 1)
-        elif config.prediction_type == "epsilon":
-            target, weight = noise, capped / snr
+            target, weight = a.sqrt() * noise - (1 - a).sqrt() * change, clean_weight / (snr + 1)
+        elif config.prediction_type == "epsilon":  # plain min-SNR: at high noise its target is the input itself
+            target, weight = noise, snr.clamp(max=config.snr_cap) / snr
         else:
-            target, weight = change, capped
+            target, weight = change, clean_weight
         loss = (weight * (estimate - target).pow(2).mean(dim=(2, 3, 4))).mean()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
