@@ -3,15 +3,14 @@
 - A plan is the start frame plus `frames` keyframes, `stride` dataset frames apart (so it covers
   frames x stride x frame_interval control steps), RGB or RGB-D.
 - Two backbones (`backbone` in planner.json):
-  - `frames` (the default): one UNet, shared by every keyframe, draws keyframe k from the noisy keyframe,
-    the start frame (concatenated in the channels, UniPi's conditioning) and k (a sinusoidal embedding added
-    to the time embedding). A plan is one batch of K images. The same initial noise for every keyframe keeps
-    a deterministic sampler's keyframes consistent; the IDM reads each keyframe on its own (grasp point and
-    gripper of that frame), so nothing more is needed between them. Measured: after 12 CPU-minutes it draws
-    a sharp arm where the stacked net, after 107, drew a ghost (README, "Planner").
-  - `stacked`: the whole plan in the channels of one image, the start frame concatenated; every keyframe
-    has its own output channels, so nothing learned for one frame serves another, and the top level must be
-    wider than the plan's channels. Optionally (`fold` 2) folded 2x2 into channels (space to depth).
+  - `stacked` (the default): the whole plan in the channels of one image, the start frame concatenated
+    (UniPi's conditioning); the top level must be wider than the plan's channels. Optionally (`fold` 2)
+    folded 2x2 into channels (space to depth), which then is too deep for its top level (below).
+  - `frames`: one UNet, shared by every keyframe, draws keyframe k from the noisy keyframe, the start frame
+    (concatenated) and k (a sinusoidal embedding added to the time embedding); a plan is one batch of K
+    images. Every keyframe starts from the same noise, so a deterministic sampler keeps them consistent;
+    the IDM reads each keyframe on its own, so nothing more has to tie them together. It costs K images
+    per denoising step: about 6x the stacked net's sampling time (README, "Measured").
 - With `scale` 2 the plan is drawn at half the scene's resolution (24x32 for 48x64 scenes: 4x fewer
   pixels to learn and to sample) and its change from the start frame is upsampled bilinearly and added to
   the full-resolution start frame, so what does not move stays sharp. Measured before choosing: the IDM
