@@ -3,13 +3,13 @@
 # collect demonstrations -> train video -> eval (open loop and replanning) on test seeds.
 #   MIXED=bf16 bash examples/planner_from_scratch.sh [OUT_DIR] [EPISODES] [STEPS]
 # MIXED=bf16 (bf16 autocast) pays on CPUs with AMX or AVX512-BF16 and on GPUs; leave it unset elsewhere.
-# With the defaults (2000 episodes, 4000 steps at batch 16, the frames backbone drawing at half resolution)
-# and MIXED=bf16 this is the command models/planner-rgbd was trained with: about 70 minutes on 2 CPU cores
-# with AMX (see its model card). Kill it any time and run it again: collection and training resume.
+# With the defaults (2000 episodes, 8000 steps at batch 16, plans drawn at half resolution) and MIXED=bf16
+# this takes about an hour on 2 CPU cores with AMX; models/planner-rgbd was trained in two stages, see its
+# model card. Kill it any time and run it again: collection and training resume.
 set -euo pipefail
 out=${1:-runs/planner-from-scratch}
 episodes=${2:-2000}
-steps=${3:-4000}
+steps=${3:-8000}
 mixed=${MIXED:-no}
 vid2act collect --tasks all --episodes "$episodes" --workers 2 --out "$out/data"
 vid2act train video --data "$out/data" --out "$out/planner" --steps "$steps" --batch-size 16 --eval-every 1000 \

@@ -310,10 +310,10 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         noisy = a.sqrt() * change + (1 - a).sqrt() * noise
         estimate = predict(model, shape, noisy, begin, timesteps.flatten(), prompt, keyframes)
         snr = (a / (1 - a)).view(config.batch_size, levels)
-        # Weights on the clean change's error: min(SNR, cap) + 1, in the form for v and the clean change. Plain min-SNR
-        # (Hang et al. 2023) weighs it min(SNR, cap), which vanishes at high noise, where a plan's layout
-        # (where the arm goes, which object) is decided and where sampling starts: measured, planners trained
-        # so ignored the prompt (0.4 grey levels between prompts) and drew noise-driven layouts at t = 999.
+        # The clean change's error weighs min(SNR, cap) + 1, written for each target. Plain min-SNR (Hang et
+        # al. 2023) weighs it min(SNR, cap), which vanishes at high noise, where a plan's layout (where the arm
+        # goes, to which object) is decided and where sampling starts: measured, the planner trained that way
+        # ignored the prompt at t = 999 (0.18 grey levels between prompts, 32 between noise seeds).
         clean_weight = snr.clamp(max=config.snr_cap) + 1
         if config.prediction_type == "v_prediction":
             target, weight = a.sqrt() * noise - (1 - a).sqrt() * change, clean_weight / (snr + 1)
