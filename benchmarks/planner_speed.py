@@ -114,18 +114,18 @@ def train_rate(unet, shape: PlannerShape, batch: int, mixed: bool, per_clip: int
     c, (h, w), k = shape.channels, shape.plan_size, trained_keyframes(shape, per_clip)
     clean, start, prompt = torch.randn(batch, k, c, h, w), torch.randn(batch, 1, c, h, w), null_prompt(batch)
     keyframes = torch.randint(1, shape.frames + 1, (batch, k)) if shape.backbone == "frames" else None
+    levels = batch * k if keyframes is not None else batch  # a noise level per trained keyframe or per plan
     unet.train()
     times = []
-    for k in range(steps + 1):
+    for step in range(steps + 1):
         started = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
-            levels = batch * k if keyframes is not None else batch  # a noise level per trained keyframe or per plan
             estimate = predict(unet, shape, clean, start, torch.randint(0, 1000, (levels,)), prompt, keyframes)
         loss = estimate.float().pow(2).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if k:
+        if step:
             times.append(time.perf_counter() - started)
     return batch / float(np.median(times))
 
