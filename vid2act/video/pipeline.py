@@ -195,7 +195,7 @@ def predict(unet, shape: PlannerShape, noisy_change: torch.Tensor, start: torch.
         keyframes = torch.arange(1, k + 1, device=noisy_change.device).expand(b, k)
     frames = torch.cat([noisy_change.reshape(b * k, 1, c, h, w), start.repeat_interleave(k, dim=0)], dim=1)
     timestep = torch.as_tensor(timestep, device=noisy_change.device)
-    if timestep.numel() == b and b > 1:
+    if timestep.numel() == b:  # one per clip -> one per keyframe
         timestep = timestep.repeat_interleave(k)
     each = {name: value.repeat_interleave(k, dim=0) for name, value in prompt.items()}
     labels = torch.cat([each["pooled"], frame_embedding(keyframes.flatten()).to(each["pooled"].dtype)], dim=1)
