@@ -92,6 +92,9 @@ def video(
                               "from the start frame is upsampled (1: full resolution)."),
     prediction_type: str = typer.Option("v_prediction", "--prediction-type", help="v_prediction, epsilon or "
                                         "sample (the clean change from the start frame)."),
+    noise_bias: float = typer.Option(2.0, "--noise-bias", help="Draw training timesteps as T(1 - u^bias): 1 "
+                                     "uniformly, 2 a third of them in the noisiest tenth (where the plan's "
+                                     "layout follows the prompt)."),
     steps: int = typer.Option(5000, "--steps", help="Optimizer steps."),
     batch_size: int = typer.Option(16, "--batch-size", help="Clips per step and process."),
     lr: float = typer.Option(3e-4, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
@@ -115,7 +118,7 @@ def video(
         raise typer.BadParameter(f"{widths!r} is not a comma-separated list of integers", param_hint="--widths")
     config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, backbone, levels, attention_levels,
                               frames_per_clip, fold, scale, steps, batch_size, lr, prediction_type=prediction_type,
-                              eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
+                              noise_bias=noise_bias, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
                               mixed_precision=mixed_precision, init_from=init_from)
     metrics = _run_with_progress("train video", steps, lambda on_step, on_message: train(
         config, resume=resume, force=force, on_step=on_step, on_message=on_message))

@@ -51,6 +51,7 @@ class VideoTrainConfig:
     start_at_beginning: float = 0.5  # share of clips that start at an episode's first frame; the rest anywhere
     prediction_type: str = "v_prediction"  # or "epsilon", "sample" (the clean change)
     snr_cap: float = 5.0  # the error of the clean change weighs min(SNR, cap) + 1 (see the loss below)
+    noise_bias: float = 2.0  # timesteps drawn as T(1 - u^bias), u uniform: 1 uniform, 2 a third in the noisiest tenth
     ema_decay: float = 0.999
     val_fraction: float = 0.05
     val_clips: int = 16
@@ -77,6 +78,8 @@ class VideoTrainConfig:
             raise UsageError(f"--attention-levels must lie between 1 and the number of --widths ({len(self.widths)})")
         if self.frames_per_clip < 1:
             raise UsageError("--frames-per-clip must be at least 1")
+        if self.noise_bias < 1:
+            raise UsageError(f"--noise-bias must be at least 1 (1: timesteps drawn uniformly; got {self.noise_bias})")
         if self.prediction_type not in ("v_prediction", "epsilon", "sample"):
             raise UsageError(f"unknown prediction type {self.prediction_type!r}; choose v_prediction, epsilon or sample")
 
@@ -305,7 +308,13 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
         noise = torch.randn(change.shape, generator=generator).to(accelerator.device)
         levels = config.frames_per_clip if keyframes is not None else 1
-        timesteps = torch.from_numpy(rng.integers(0, len(alphas), (config.batch_size, levels))).to(accelerator.device)
+        # Biased toward high noise: there a plan's layout (where the arm goes, to which object) is decided from
+        # the start frame and the prompt alone, a regression that uniform timesteps train a tenth of the time.
+        # Measured: the UNet trained only for that regression (a still input at t = 999) followed the prompt after
+        # 5 minutes (7.6 grey levels between prompts); trained with uniform timesteps, not after 141 (0.36).
+        u = rng.random((config.batch_size, levels))
+        timesteps = torch.from_numpy(np.minimum(len(alphas) * (1 - u ** config.noise_bias), len(alphas) - 1)
+                                     .astype(np.int64)).to(accelerator.device)
         a = alphas[timesteps].view(config.batch_size, levels, 1, 1, 1)
         noisy = a.sqrt() * change + (1 - a).sqrt() * noise
         estimate = predict(model, shape, noisy, begin, timesteps.flatten(), prompt, keyframes)
