@@ -80,6 +80,8 @@ def video(
     frames: int = typer.Option(0, "--frames", help="Keyframes per plan; 0 covers the longest episode."),
     backbone: str = typer.Option("stacked", "--backbone", help="stacked (the whole plan in one UNet's channels) "
                                  "or frames (one UNet shared by every keyframe)."),
+    tile_start: bool = typer.Option(True, "--tile-start/--no-tile-start", help="--backbone stacked: the start "
+                                    "frame beside every keyframe (UniPi's tiling) or once."),
     widths: str = typer.Option("96,128,192", "--widths", help="UNet channels per level, comma-separated; for "
                                "--backbone stacked the first should exceed the plan's channels (keyframes x 4 "
                                "for rgbd, x fold^2)."),
@@ -116,9 +118,10 @@ def video(
         levels = tuple(int(w) for w in widths.split(","))
     except ValueError:
         raise typer.BadParameter(f"{widths!r} is not a comma-separated list of integers", param_hint="--widths")
-    config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, backbone, levels, attention_levels,
-                              frames_per_clip, fold, scale, steps, batch_size, lr, prediction_type=prediction_type,
-                              noise_bias=noise_bias, eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
+    config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, backbone, tile_start, levels,
+                              attention_levels, frames_per_clip, fold, scale, steps, batch_size, lr,
+                              prediction_type=prediction_type, noise_bias=noise_bias, eval_every=eval_every,
+                              checkpoint_every=checkpoint_every, seed=seed, device=device,
                               mixed_precision=mixed_precision, init_from=init_from)
     metrics = _run_with_progress("train video", steps, lambda on_step, on_message: train(
         config, resume=resume, force=force, on_step=on_step, on_message=on_message))

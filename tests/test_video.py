@@ -290,6 +290,7 @@ def test_init_from_continues_a_planner_in_mixed_precision(planner, data, tmp_pat
     (["--backbone", "video"], "unknown backbone"),
     (["--attention-levels", "4"], "--attention-levels must lie"),
     (["--widths", "16,16,16,16,16"], "multiples of 16; give fewer levels"),
+    (["--noise-bias", "0.5"], "--noise-bias must be at least 1"),
 ])
 def test_bad_init_from_or_precision(planner, data, tmp_path, args, fragment):
     run = vid2act("train", "video", "--data", data, "--out", tmp_path / "run", "--steps", 1,
@@ -308,3 +309,11 @@ def test_a_half_scale_plan_comes_out_at_the_scene_size(planner, scene, tmp_path)
     assert rgb.shape[1:] == (48, 64, 3) and depth.shape[1:] == (48, 64)
     assert np.array_equal(rgb[0], start)
     assert np.allclose(depth[0], np.load(scene / "start_depth.npy"), atol=1e-2)
+
+
+def test_noise_bias_trains_the_noisiest_tenth_a_third_of_the_time():
+    from vid2act.video.train import draw_timesteps
+    uniform, biased = (draw_timesteps(np.random.default_rng(0), 100_000, 1000, bias) for bias in (1.0, 2.0))
+    assert uniform.min() == 0 and uniform.max() == 999 and biased.max() == 999
+    assert abs((uniform >= 900).mean() - 0.1) < 0.01
+    assert abs((biased >= 900).mean() - 0.1 ** 0.5) < 0.01 and abs((biased < 100).mean() - (1 - 0.9 ** 0.5)) < 0.01

@@ -4,7 +4,9 @@
   frames x stride x frame_interval control steps), RGB or RGB-D.
 - Two backbones (`backbone` in planner.json):
   - `stacked` (the default): the whole plan in the channels of one image, the start frame concatenated
-    (UniPi's conditioning); the top level must be wider than the plan's channels. Optionally (`fold` 2)
+    (UniPi's conditioning) once or (`tile_start`, the default for new planners) beside every keyframe: once,
+    the start frame is 4 of 80 input channels, and the net was slow to find in it where the prompt's objects
+    are (README, "Measured"); the top level must be wider than the plan's channels. Optionally (`fold` 2)
     folded 2x2 into channels (space to depth), which then is too deep for its top level (below).
   - `frames`: one UNet, shared by every keyframe, draws keyframe k from the noisy keyframe, the start frame
     (concatenated) and k (a sinusoidal embedding added to the time embedding); a plan is one batch of K
@@ -57,6 +59,7 @@ class PlannerShape:
     fold: int = 1  # space-to-depth factor: the UNet runs at plan_size / fold
     scale: int = 1  # the plan is drawn at image_size / scale, and its change from the start frame upsampled
     backbone: str = "stacked"  # older planners, without the field, are stacked
+    tile_start: bool = False  # stacked: the start frame beside every keyframe (UniPi's tiling), not once
 
     @property
     def channels(self) -> int:
@@ -95,7 +98,8 @@ def make_unet(shape: PlannerShape, widths=(96, 128, 192), attention_levels: int 
     if shape.backbone == "frames":
         in_channels, out_channels, class_dim = 2 * c, c, text.EMBEDDING_DIM + FRAME_EMBEDDING_DIM
     else:
-        in_channels, out_channels, class_dim = (shape.frames + 1) * c, shape.frames * c, text.EMBEDDING_DIM
+        starts = shape.frames if shape.tile_start else 1
+        in_channels, out_channels, class_dim = (shape.frames + starts) * c, shape.frames * c, text.EMBEDDING_DIM
     return UNet2DConditionModel(
         sample_size=(shape.plan_size[0] // shape.fold, shape.plan_size[1] // shape.fold),
         in_channels=in_channels, out_channels=out_channels,
@@ -186,6 +190,8 @@ def predict(unet, shape: PlannerShape, noisy_change: torch.Tensor, start: torch.
     the start frame [B, K, C, H, W], given the start frame [B, 1, C, H, W]. The frames backbone also takes
     which keyframes these are, [B, K] (default: all, 1..K) and a timestep per clip [B] or per frame [B*K]."""
     if shape.backbone == "stacked":
+        if shape.tile_start:
+            start = start.expand(-1, noisy_change.shape[1], -1, -1, -1)
         x = fold(torch.cat([noisy_change, start], dim=1), shape.fold)
         out = unet(x, timestep, encoder_hidden_states=prompt["tokens"], class_labels=prompt["pooled"],
                    encoder_attention_mask=prompt["mask"]).sample
@@ -251,7 +257,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
     def shape(self) -> PlannerShape:
         p = self.planner
         return PlannerShape(p["frames"], p["stride"], p["modalities"], tuple(p["image_size"]), p.get("fold", 1),
-                            p.get("scale", 1), p.get("backbone", "stacked"))
+                            p.get("scale", 1), p.get("backbone", "stacked"), p.get("tile_start", False))
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray, prompt: str, depth: np.ndarray | None = None,
