@@ -33,11 +33,7 @@ def main() -> None:
     kind = pipe.scheduler.config.prediction_type
     embeddings = {p: text.encode([p]) for p in PROMPTS} | {None: null_prompt(1)}
     rows = {t: [] for t in (999, 700, 400)}
-    for seed in range(SEED_RANGES["test"][0], SEED_RANGES["test"][0] + args.scenes):
-        with Env(make_scene("reach", seed, "test")) as env:
-            rgb, depth = env.world.render()
-        start = to_model(*shrink(torch.from_numpy(rgb)[None, None], torch.from_numpy(depth)[None, None], shape.scale),
-                         planner["depth_mean"], planner["depth_std"])
+    for start in reach_starts(args.scenes, shape.scale, planner["depth_mean"], planner["depth_std"]):
         for t in rows:
             estimate = {}
             for noise_seed, prompt in itertools.product((0, 1), embeddings):
@@ -61,6 +57,17 @@ def main() -> None:
     for t, values in rows.items():
         size, prompts, none, seeds = np.mean(values, axis=0)
         print(f"| {t} | {size:.2f} | {prompts:.2f} | {none:.2f} | {seeds:.2f} |")
+
+
+def reach_starts(scenes: int, scale: int, depth_mean: float, depth_std: float) -> list[torch.Tensor]:
+    """The start frames [1, 1, 4, H/scale, W/scale] of the first `scenes` reach test scenes, in model units."""
+    starts = []
+    for seed in range(SEED_RANGES["test"][0], SEED_RANGES["test"][0] + scenes):
+        with Env(make_scene("reach", seed, "test")) as env:
+            rgb, depth = env.world.render()
+        starts.append(to_model(*shrink(torch.from_numpy(rgb)[None, None], torch.from_numpy(depth)[None, None], scale),
+                               depth_mean, depth_std))
+    return starts
 
 
 def clean_change(out: torch.Tensor, noisy: torch.Tensor, a: torch.Tensor, kind: str) -> torch.Tensor:

@@ -16,13 +16,11 @@ import time
 import numpy as np
 import torch
 
-from planner_conditioning import GREY, PROMPTS  # run as a script, beside it
+from planner_conditioning import GREY, PROMPTS, reach_starts  # run as a script, beside it
 from vid2act.data.dataset import Dataset
-from vid2act.sim.env import Env, make_scene
-from vid2act.sim.tasks import SEED_RANGES
 from vid2act.training import held_out_split
 from vid2act.video import text
-from vid2act.video.pipeline import PlannerShape, make_unet, predict, shrink, to_model
+from vid2act.video.pipeline import PlannerShape, make_unet, predict
 from vid2act.video.train import ClipData
 
 
@@ -45,12 +43,7 @@ def main() -> None:
     depth_mean, depth_std = float(sample.mean()), float(sample.std())
     unet = make_unet(shape)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=3e-4, weight_decay=0.0)
-    starts = []
-    for seed in range(SEED_RANGES["test"][0], SEED_RANGES["test"][0] + 4):
-        with Env(make_scene("reach", seed, "test")) as env:
-            rgb, depth = env.world.render()
-        starts.append(to_model(*shrink(torch.from_numpy(rgb)[None, None], torch.from_numpy(depth)[None, None], 2),
-                               depth_mean, depth_std))
+    starts = reach_starts(4, shape.scale, depth_mean, depth_std)
     embeddings = {p: text.encode([p]) for p in PROMPTS}
     c, (h, w) = shape.channels, shape.plan_size
     probe_input = (torch.randn(1, frames, c, h, w, generator=torch.Generator().manual_seed(0))
