@@ -268,17 +268,20 @@ def test_bf16_plans_stay_within_a_grey_level_of_fp32(planner, scene, tmp_path):
     assert np.abs(plans["fp32"] - plans["bf16"]).mean() < 2.0
 
 
-def test_init_from_continues_a_planner_in_mixed_precision(planner, data, tmp_path):
+@pytest.mark.parametrize("source", ["run", "snapshot"])
+def test_init_from_continues_a_planner_in_mixed_precision(planner, data, tmp_path, source):
+    origin = planner if source == "run" else planner / "snapshots" / "step-000003"
     run = vid2act("train", "video", "--data", data, "--out", tmp_path / "more", "--steps", 1, *TINY,
-                  "--init-from", planner, "--mixed-precision", "bf16", "--lr", "1e-12")
+                  "--init-from", origin, "--mixed-precision", "bf16", "--lr", "1e-12")
     assert run.code == 0, run.stderr
     before, after = (load_file(str(p / "unet" / "diffusion_pytorch_model.safetensors"))
-                     for p in (planner, tmp_path / "more"))
+                     for p in (origin, tmp_path / "more"))
     assert all(torch.allclose(before[k].float(), after[k].float(), atol=1e-3) for k in before)
     info = json.loads((tmp_path / "more" / "planner.json").read_text())
-    assert info["training"]["init_from"] == str(planner)
-    source = json.loads((planner / "planner.json").read_text())
-    assert info["initialized_from"] == {"model": str(planner.resolve()), "train_seconds": source["train_seconds"]}
+    assert info["training"]["init_from"] == str(origin)
+    trained = json.loads((origin / "planner.json").read_text())["train_seconds"]
+    assert trained > 0
+    assert info["initialized_from"] == {"model": str(origin.resolve()), "train_seconds": trained}
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -284,12 +284,14 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     model, optimizer = accelerator.prepare(model, optimizer)
     parameters = accelerator.unwrap_model(model).state_dict(keep_vars=True)
 
-    def snapshot(step: int) -> VideoPlannerPipeline:
-        """A pipeline with the EMA weights, for sampling."""
+    def snapshot(step: int, seconds: float) -> VideoPlannerPipeline:
+        """A pipeline with the EMA weights, for sampling; its training time goes with it, so that a run started
+        `--init-from` a snapshot counts it."""
         unet = make_unet(shape, config.widths, config.attention_levels)
         unet.load_state_dict(ema)
-        info = {**planner, "training": {**_config_json(config), "step": step,
-                                        "processes": accelerator.num_processes, "vid2act_version": __version__}}
+        info = {**planner, "train_seconds": seconds,
+                "training": {**_config_json(config), "step": step,
+                             "processes": accelerator.num_processes, "vid2act_version": __version__}}
         pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=make_scheduler("ddim", prediction_type=config.prediction_type),
                                     planner=info)
         pipe.set_progress_bar_config(disable=True)
@@ -353,7 +355,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
 
         if accelerator.is_main_process and (done % config.eval_every == 0 or done == config.steps):
             seconds = seconds_before + time.perf_counter() - started
-            pipe = snapshot(done)
+            pipe = snapshot(done, seconds)
             metrics = validate(pipe, val_data, shape, config, run / "samples" / f"step-{done:06d}.mp4")
             history.append({"step": done, "loss": loss.item(), "train_seconds": round(seconds, 1), **metrics})
             with output_dir(run / "snapshots" / f"step-{done:06d}", force=True) as tmp:
@@ -369,9 +371,8 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     seconds = seconds_before + time.perf_counter() - started
     final = history[-1]
     write_json(run / "metrics.json", {"final": final, "history": history, "train_seconds": seconds})
-    pipe = snapshot(config.steps)
+    pipe = snapshot(config.steps, seconds)
     pipe.planner["metrics"] = final
-    pipe.planner["train_seconds"] = seconds
     for part in ("model_index.json", "planner.json", "unet", "scheduler"):
         target = run / part
         if target.is_dir():
