@@ -74,8 +74,11 @@ def kill_9_during_training(args: list[str], out: Path, after_step: int) -> None:
     state = out / "checkpoint" / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline:
-        if state.exists() and json.loads(state.read_text())["step"] >= after_step:
-            break
+        try:
+            if json.loads(state.read_text())["step"] >= after_step:
+                break
+        except FileNotFoundError:  # not written yet, or between the two renames that replace a checkpoint
+            pass
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()

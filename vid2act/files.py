@@ -75,10 +75,16 @@ def output_dir(path: Path, force: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-        os.replace(tmp, path)
+            # Renamed aside and deleted only after the new folder has its name: a kill -9 in between (a
+            # checkpoint being replaced) leaves the old folder on disk instead of neither.
+            old = tmp.with_suffix(".old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            if path.exists():
+                path.unlink()
+            os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
