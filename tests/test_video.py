@@ -211,6 +211,11 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(data, tmp_path):
     weights = "unet/diffusion_pytorch_model.safetensors"
     a, b = load_file(str(tmp_path / "straight" / weights)), load_file(str(out / weights))
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    again = vid2act(*args, "--out", out, "--resume")  # finished: its model is written again over itself
+    assert again.code == 0, again.stderr
+    c = load_file(str(out / weights))
+    assert all((a[k] == c[k]).all() for k in a)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no staged or set-aside leftovers
 
 
 @pytest.mark.slow

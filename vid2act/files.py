@@ -74,19 +74,24 @@ def output_dir(path: Path, force: bool = False) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp
-        if path.is_dir() and not path.is_symlink():
-            # Renamed aside and deleted only after the new folder has its name: a kill -9 in between (a
-            # checkpoint being replaced) leaves the old folder on disk instead of neither.
-            old = tmp.with_suffix(".old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            if path.exists():
-                path.unlink()
-            os.replace(tmp, path)
+        replace_path(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_path(new: Path, path: Path) -> None:
+    """Move the file or folder `new` to `path`, replacing what is there. A folder in the way is renamed aside
+    and deleted only after `new` has its name: a kill -9 in between (a checkpoint being replaced) leaves the
+    old folder on disk instead of neither."""
+    if path.is_dir() and not path.is_symlink():
+        old = new.with_name(new.name + ".old")
+        os.replace(path, old)
+        os.replace(new, path)
+        shutil.rmtree(old)
+        return
+    if new.is_dir() and (path.exists() or path.is_symlink()):
+        path.unlink()  # a folder cannot be renamed onto a file
+    os.replace(new, path)
 
 
 # --- reading helpers ---------------------------------------------------------------------------------

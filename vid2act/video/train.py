@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from vid2act import __version__
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError
-from vid2act.files import output_dir, write_bytes, write_json, write_video
+from vid2act.files import output_dir, replace_path, write_bytes, write_json, write_video
 from vid2act.training import CHECKPOINT, held_out_split, learning_rate, make_accelerator, start_run
 from vid2act.sim.world import ACTION_SPACE, FPS
 from vid2act.video import text
@@ -373,13 +372,12 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     write_json(run / "metrics.json", {"final": final, "history": history, "train_seconds": seconds})
     pipe = snapshot(config.steps, seconds)
     pipe.planner["metrics"] = final
-    for part in ("model_index.json", "planner.json", "unet", "scheduler"):
-        target = run / part
-        if target.is_dir():
-            shutil.rmtree(target)
-    with output_dir(run / "model.tmp", force=True) as tmp:
+    # The model's files sit at the run's top level beside its checkpoint and snapshots, so they cannot be
+    # swapped in one rename: all are written first, then each replaces its old self.
+    staged = run / ".model.new"
+    with output_dir(staged, force=True) as tmp:
         save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler)
-    for item in (run / "model.tmp").iterdir():
-        item.replace(run / item.name)
-    (run / "model.tmp").rmdir()
+    for item in staged.iterdir():
+        replace_path(item, run / item.name)
+    staged.rmdir()
     return final
