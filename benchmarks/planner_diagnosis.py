@@ -30,8 +30,8 @@ from vid2act.video.pipeline import load_planner
 APPROACH = 5  # keyframes counted as the approach to the first target
 
 
-def test_scenes(task: str, count: int, first_seed: int):
-    """(scene, start rgb, start depth, oracle keyframe rgb, depth, grasp points) from the oracle's rollout."""
+def oracle_scenes(task: str, count: int, first_seed: int):
+    """(seed, scene, and the oracle's rollout from it: every frame's rgb, depth and commanded grasp point)."""
     for seed in range(first_seed, first_seed + count):
         scene = make_scene(task, seed, "test")
         with Env(scene) as env:
@@ -44,9 +44,9 @@ def training_scenes(data: Path, task: str, count: int, val_fraction: float):
     dataset = Dataset(str(data))
     found = 0
     for i in held_out_split(dataset, val_fraction, str(data))[0]:
-        episode = dataset.episode(i, ("task", "scene", "rgb", "depth", "ee_target"))
-        if str(episode["task"]) != task:
+        if str(dataset.episode(i, ("task",))["task"]) != task:  # without decoding the other families' frames
             continue
+        episode = dataset.episode(i, ("scene", "rgb", "depth", "ee_target"))
         yield i, json.loads(str(episode["scene"])), episode["rgb"], episode["depth"].astype(np.float32), \
             episode["ee_target"]
         found += 1
@@ -85,7 +85,7 @@ def main() -> None:
     print("| family | scenes | plan | best of K | plan points + oracle gripper | oracle points + plan gripper | "
           f"grasp point error, keyframes 1-{APPROACH} / rest (mm) | gripper closes at keyframe (plan / oracle) |")
     print("|---|---|---|---|---|---|---|---|")
-    sources = [("test", lambda task: test_scenes(task, args.scenes, args.first_seed))]
+    sources = [("test", lambda task: oracle_scenes(task, args.scenes, args.first_seed))]
     if args.data:
         val_fraction = pipe.planner.get("training", {}).get("val_fraction", 0.05)
         sources.append(("training", lambda task: training_scenes(args.data, task, args.scenes, val_fraction)))
