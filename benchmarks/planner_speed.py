@@ -1,148 +1,113 @@
-"""Video planner speed on this machine: guided plan latency (median of --repeats) and peak memory at the
-default size and steps, per sampler, step count and precision (fp32, bf16); training samples/s in fp32 and
-with bf16 autocast; and the backbone comparison the shipped design was chosen from (train step and guided
-denoising step of each candidate, same plan shape).
+"""Video planner speed on this machine: the latency of one chunk (median of --repeats) at 1, 2, 4 and 10
+DDIM steps, guided (2) and unguided, fp32 and bf16; the replanning rate of closed-loop control (chunk +
+IDM translation); the time of a whole open-loop plan; and, in the same run, the planner shipped before it
+(its UNet's shape from `old_planner_unet.json`, random weights: 19 stacked keyframes, 10 guided steps).
 
-    python benchmarks/planner_speed.py [--model default] [--repeats 10] [--backbones]"""
+    python benchmarks/planner_speed.py [--model default] [--repeats 20]"""
 from __future__ import annotations
 
 import argparse
-import resource
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from vid2act.video.pipeline import PlannerShape, load_planner, make_scheduler, make_unet, null_prompt, predict
+from vid2act.video.pipeline import load_planner
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def latency(pipe, image, depth, prompt, steps, guidance, repeats) -> float:
-    pipe(image, prompt, depth=depth, num_inference_steps=steps, guidance_scale=guidance)  # warm-up, text cache
+def median_seconds(call, repeats: int) -> float:
+    call(0)  # warm-up: text-encoder cache, allocator
     times = []
     for k in range(repeats):
         started = time.perf_counter()
-        pipe(image, prompt, depth=depth, num_inference_steps=steps, guidance_scale=guidance,
-             generator=torch.Generator().manual_seed(k))
+        call(k)
         times.append(time.perf_counter() - started)
     return float(np.median(times))
+
+
+def bf16_is_native() -> bool:
+    """Whether this CPU has bf16 arithmetic (AVX512-BF16 or AMX); without it bf16 is emulated, far slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def old_planner_seconds(repeats: int) -> float:
+    """One guided 10-step plan of the planner shipped before (vid2act 0.1), random weights of its shape."""
+    from diffusers import UNet2DConditionModel
+
+    from vid2act.video.pipeline import make_scheduler
+    config = json.loads((Path(__file__).parent / "old_planner_unet.json").read_text())
+    unet = UNet2DConditionModel.from_config(config).eval()
+    scheduler = make_scheduler("ddim")
+    h, w = config["sample_size"]
+    channels_out = config["out_channels"]
+    tokens, pooled = torch.zeros(2, 32, 384), torch.zeros(2, 384)
+    start = torch.zeros(2, config["in_channels"] - channels_out, h, w)
+
+    def plan(k):
+        with torch.no_grad():
+            x = torch.randn(1, channels_out, h, w, generator=torch.Generator().manual_seed(k))
+            scheduler.set_timesteps(10)
+            for t in scheduler.timesteps:
+                v = unet(torch.cat([torch.cat([x, x]), start], dim=1), t, encoder_hidden_states=tokens,
+                         class_labels=pooled).sample
+                v = v[:1] + 2.0 * (v[1:] - v[:1])
+                x = scheduler.step(v, t, x).prev_sample
+    return median_seconds(plan, repeats)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--backbones", action="store_true", help="also time the backbone candidates")
+    parser.add_argument("--idm", default="default")
+    parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
+    from vid2act.idm.model import keyframe_poses, load_idm
     from vid2act.sim.env import Env, make_scene
     scene = make_scene("stack", 1_000_000, "test")
     with Env(scene) as env:
         image, depth = env.world.render()
     prompt = scene["instruction"]
-    before = peak_rss_mib()
-    pipe = load_planner(args.model)
-    shape = pipe.shape
-    params = sum(p.numel() for p in pipe.unet.parameters()) / 1e6
-    print(f"torch threads {torch.get_num_threads()}; planner {args.model}: {params:.1f} M parameters, "
-          f"{shape.frames} keyframes x {shape.channels} channels drawn at {shape.plan_size[0]}x{shape.plan_size[1]}, "
-          f"returned at {shape.image_size[0]}x{shape.image_size[1]}")
-    print("\n| precision | sampler | steps | guidance | latency (median of %d) |" % args.repeats)
+    idm, _ = load_idm(args.idm)
+    native = bf16_is_native()
+    print(f"torch threads {torch.get_num_threads()}; bf16 {'native' if native else 'emulated (no AVX512-BF16/AMX)'}")
+    pipes = {"fp32": load_planner(args.model)}
+    pipes["bf16"] = load_planner(args.model, precision="bf16")
+    shape = pipes["fp32"].shape
+    params = sum(p.numel() for p in pipes["fp32"].unet.parameters()) / 1e6
+    points = pipes["fp32"].ground(image, depth, prompt)
+    print(f"planner {args.model}: {params:.1f} M parameters; chunks of {shape.frames} keyframes drawn at "
+          f"{shape.plan_size[0]}x{shape.plan_size[1]}; open-loop plans of {shape.horizon} keyframes")
+    grounding = median_seconds(lambda k: pipes["fp32"].ground(image, depth, prompt), args.repeats)
+    print(f"grounding (once per episode): {grounding * 1000:.1f} ms")
+
+    print(f"\n| precision | steps | guidance | one chunk (median of {args.repeats}) | chunk + IDM: replanning rate |")
     print("|---|---|---|---|---|")
-    fp32 = {}
-    for precision, sampler, steps, guidance in (
-            ("fp32", "ddim", 10, 2.0), ("fp32", "ddim", 10, 1.0), ("fp32", "ddim", 5, 2.0), ("fp32", "ddim", 20, 2.0),
-            ("fp32", "dpm++", 10, 2.0), ("fp32", "dpm++", 5, 2.0), ("bf16", "ddim", 10, 2.0), ("bf16", "ddim", 5, 2.0)):
-        if precision == "bf16" and pipe.unet.dtype != torch.bfloat16:
-            print(f"| (peak memory so far, fp32: {peak_rss_mib():.0f} MiB; {before:.0f} MiB before loading) | | | | |")
-            pipe = load_planner(args.model, precision="bf16")
-        pipe.scheduler = make_scheduler(sampler, pipe.scheduler.config)
-        seconds = latency(pipe, image, depth, prompt, steps, guidance, args.repeats)
-        ratio = ""
-        if precision == "fp32":
-            fp32[(sampler, steps, guidance)] = seconds
-        else:
-            ratio = f" ({fp32[(sampler, steps, guidance)] / seconds:.2f}x fp32)"
-        print(f"| {precision} | {sampler} | {steps} | {guidance} | {seconds * 1000:.0f} ms{ratio} |", flush=True)
-    print(f"\npeak memory of the process: {peak_rss_mib():.0f} MiB (it held {before:.0f} MiB before loading "
-          "the planner)")
-    widths = tuple(pipe.unet.config.block_out_channels)
-    attention = sum("CrossAttn" in block for block in pipe.unet.config.down_block_types)
-    per_clip = pipe.planner.get("training", {}).get("frames_per_clip", 2)
-    rates = {mixed: train_rate(make_unet(shape, widths, attention), shape, args.batch_size, mixed, per_clip)
-             for mixed in (False, True)}
-    for mixed, rate in rates.items():
-        print(f"training, {'bf16 autocast' if mixed else 'fp32'}: {rate:.1f} clips/s at batch {args.batch_size} "
-              f"({args.batch_size / rate:.2f} s per step; {trained_keyframes(shape, per_clip)} keyframes per clip)")
-    print(f"bf16 autocast / fp32 training speed: {rates[True] / rates[False]:.2f}x")
-    if not args.backbones:
-        return
-    print("\nBackbone candidates, all diffusers UNet2DConditionModel, plans of the same shape "
-          f"({shape.frames} keyframes, {shape.modalities}); a frames clip trains {per_clip} of its keyframes:\n")
-    print("| backbone | levels (channels) | attention levels | fold | scale | UNet input | parameters | "
-          "train clips/s (batch %d, fp32) | train clips/s (bf16 autocast) | trained keyframes/s (bf16) | "
-          "guided step (fp32) |" % args.batch_size)
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for backbone, widths, attention, fold, scale in (
-            ("stacked", (96, 128, 192), 1, 1, 1), ("stacked", (128, 192, 256), 1, 2, 1),
-            ("stacked", (96, 128, 192), 1, 1, 2), ("stacked", (96, 128, 192), 2, 1, 2),
-            ("frames", (64, 128, 192), 1, 1, 2), ("frames", (64, 128, 192), 2, 1, 2), ("frames", (48, 96, 144), 2, 1, 2)):
-        candidate = PlannerShape(shape.frames, shape.stride, shape.modalities, shape.image_size, fold, scale, backbone)
-        unet = make_unet(candidate, widths, attention)
-        n = sum(p.numel() for p in unet.parameters()) / 1e6
-        size = f"{candidate.plan_size[0] // fold}x{candidate.plan_size[1] // fold}"
-        deep = unet.config.in_channels
-        bf16 = train_rate(unet, candidate, args.batch_size, True, per_clip)
-        print(f"| {backbone} | {widths} | {attention} | {fold} | {scale} | {size}, {deep} channels | {n:.1f} M | "
-              f"{train_rate(unet, candidate, args.batch_size, False, per_clip):.1f} | {bf16:.1f} | "
-              f"{bf16 * trained_keyframes(candidate, per_clip):.0f} | "
-              f"{guided_step(unet, candidate) * 1000:.0f} ms |", flush=True)
+    for precision in ("fp32", "bf16"):
+        for steps in (1, 2, 4, 10):
+            for guidance in (2.0, 1.0):
+                if precision == "bf16" and not native and steps > 1:
+                    continue  # emulated bf16: one row shows the cost
+                pipe = pipes[precision]
 
-
-def trained_keyframes(shape: PlannerShape, per_clip: int) -> int:
-    return per_clip if shape.backbone == "frames" else shape.frames
-
-
-def train_rate(unet, shape: PlannerShape, batch: int, mixed: bool, per_clip: int, steps: int = 3) -> float:
-    """Clips per second of a full training step (forward, backward, AdamW) at batch `batch`; `mixed`: the
-    forward pass under bf16 autocast, as `vid2act train video --mixed-precision bf16` runs it. A frames clip
-    trains `per_clip` of its keyframes, a stacked one all of them."""
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
-    c, (h, w), k = shape.channels, shape.plan_size, trained_keyframes(shape, per_clip)
-    clean, start, prompt = torch.randn(batch, k, c, h, w), torch.randn(batch, 1, c, h, w), null_prompt(batch)
-    keyframes = torch.randint(1, shape.frames + 1, (batch, k)) if shape.backbone == "frames" else None
-    levels = batch * k if keyframes is not None else batch  # a noise level per trained keyframe or per plan
-    unet.train()
-    times = []
-    for step in range(steps + 1):
-        started = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
-            estimate = predict(unet, shape, clean, start, torch.randint(0, 1000, (levels,)), prompt, keyframes)
-        loss = estimate.float().pow(2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if step:
-            times.append(time.perf_counter() - started)
-    return batch / float(np.median(times))
-
-
-@torch.no_grad()
-def guided_step(unet, shape: PlannerShape, repeats: int = 5) -> float:
-    """Seconds of one classifier-free-guided denoising step (batch 2: one plan, with and without its prompt)."""
-    c, (h, w) = shape.channels, shape.plan_size
-    x, start, prompt = torch.randn(2, shape.frames, c, h, w), torch.randn(2, 1, c, h, w), null_prompt(2)
-    unet.eval()
-    times = []
-    for k in range(repeats + 1):
-        started = time.perf_counter()
-        predict(unet, shape, x, start, torch.tensor([500, 500]), prompt)
-        if k:
-            times.append(time.perf_counter() - started)
-    return float(np.median(times))
+                def chunk(k):
+                    plan = pipe(image, prompt, depth=depth, num_inference_steps=steps, guidance_scale=guidance,
+                                generator=torch.Generator().manual_seed(k), points=points)
+                    keyframe_poses(idm, plan.rgb[0], plan.depth[0])
+                seconds = median_seconds(chunk, args.repeats)
+                print(f"| {precision} | {steps} | {guidance:g} | {seconds * 1000:.0f} ms | {1 / seconds:.1f} Hz |",
+                      flush=True)
+    whole = median_seconds(lambda k: pipes["fp32"].rollout(image, prompt, depth=depth, points=points,
+                                                            generator=torch.Generator().manual_seed(k)),
+                           max(3, args.repeats // 4))
+    print(f"\nwhole open-loop plan (fp32, the defaults: 4 steps, unguided, {shape.horizon} keyframes): {whole:.2f} s")
+    old = old_planner_seconds(max(3, args.repeats // 4))
+    print(f"the planner shipped before (fp32, 10 steps, guidance 2, one 19-keyframe plan): {old:.2f} s")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ def eval_command(
                                                      "(combinations no training data contains)."),
     episodes: int = typer.Option(10, "--episodes", "-n", help="Episodes per family."),
     first_seed: int = typer.Option(0, "--first-seed", help="Offset into the split's seed range."),
-    replan_every: int = typer.Option(0, "--replan-every", "-k", help="Plan again from the real frame after K "
-                                                                     "actions; 0 is open loop."),
-    steps: int = typer.Option(10, "--steps", help="Denoising steps per plan."),
-    guidance: float = typer.Option(2.0, "--guidance", help="Classifier-free guidance scale."),
+    replan_every: int = typer.Option(8, "--replan-every", "-k", help="policy plan: draw a new chunk from the "
+                                     "real frame after K actions (closed loop); 0: one whole-task plan (open loop)."),
+    steps: int = typer.Option(4, "--steps", help="Denoising steps per chunk."),
+    guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (1: none)."),
     workers: int = typer.Option(1, "--workers", "-w", help="Episodes in parallel processes."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
     precision: str = typer.Option("fp32", "--precision", help="The planner's UNet in fp32, or bf16 (about 2x "
@@ -37,8 +37,9 @@ def eval_command(
     from vid2act.sim.tasks import TASKS
 
     families = tuple(TASKS) if tasks == "all" else tuple(t.strip() for t in tasks.split(",") if t.strip())
-    config = EvalConfig(str(out), policy, video, idm, bc, families, split, episodes, first_seed, replan_every, steps,
-                        guidance, workers, device, precision)
+    config = EvalConfig(out=str(out), policy=policy, video=video, idm=idm, bc=bc, tasks=families, split=split,
+                        episodes=episodes, first_seed=first_seed, replan_every=replan_every, steps=steps,
+                        guidance=guidance, workers=workers, device=device, precision=precision)
     config.check()
     if policy in ("plan", "gt-video"):  # a missing model is a clear error now, not in every worker later
         from vid2act.idm.model import load_idm

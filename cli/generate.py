@@ -15,8 +15,8 @@ def generate(
     depth: Path = typer.Option(None, "--depth", help="Start depth (.npy, metres) for an RGB-D planner, with --image."),
     prompt: str = typer.Option(None, "--prompt", "-p", help="The instruction (default with --scene: the scene's)."),
     out: Path = typer.Option(..., "--out", "-o", help="Plan folder to write."),
-    steps: int = typer.Option(10, "--steps", help="Denoising steps."),
-    guidance: float = typer.Option(2.0, "--guidance", help="Classifier-free guidance scale (1: none)."),
+    steps: int = typer.Option(4, "--steps", help="Denoising steps per chunk."),
+    guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (1: none)."),
     sampler: str = typer.Option(None, "--sampler", help="ddim or dpm++ (default: the model's).", show_default=False),
     seed: int = typer.Option(0, "--seed", help="Seeds the noise: same seed, same plan."),
     num_samples: int = typer.Option(1, "--num-samples", "-k", help="Plans to draw; all are written, the first is the plan."),
@@ -26,7 +26,8 @@ def generate(
                                   "AMX or AVX512-BF16 and on GPUs)."),
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
-    """Draw a plan (a video of the task being done) from a start image and an instruction. Prints the plan folder."""
+    """Draw a whole-task plan (a video of the task being done) from a start image and an instruction: the
+    instruction grounded once, then chunks rolled forward on their own keyframes. Prints the plan folder."""
     from vid2act.files import check_can_write
     from vid2act.training import make_accelerator
     from vid2act.video.generate import generate_plan, plan_document, read_start, write_plan_folder
@@ -42,7 +43,8 @@ def generate(
     pipe = load_planner(model, device, sampler, precision)
     samples, seconds = generate_plan(pipe, rgb, start_depth, text, steps, guidance, seed, num_samples, resize)
     document = plan_document(pipe, str(resolve_planner(model)), text, steps, guidance, seed, num_samples, seconds,
-                             scene_document, scene)
+                             scene_document, scene,
+                             len(samples[0][0]))
     write_plan_folder(out, force, document, samples)
     console.print(f"plan of {document['frames']} frames ({num_samples} sample{'s' * (num_samples > 1)}) in "
                   f"{seconds:.2f} s: {text!r}")

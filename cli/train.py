@@ -74,54 +74,43 @@ def idm(
 @handle_errors
 def video(
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (from `vid2act collect`)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, samples, snapshots, the planner."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: grounding, checkpoints, samples, snapshots, the planner."),
     modalities: str = typer.Option("rgbd", "--modalities", help="rgb or rgbd (plans with metric depth)."),
-    stride: int = typer.Option(4, "--stride", help="Dataset frames between the plan's keyframes."),
-    frames: int = typer.Option(0, "--frames", help="Keyframes per plan; 0 covers the longest episode."),
-    backbone: str = typer.Option("stacked", "--backbone", help="stacked (the whole plan in one UNet's channels) "
-                                 "or frames (one UNet shared by every keyframe)."),
-    tile_start: bool = typer.Option(True, "--tile-start/--no-tile-start", help="--backbone stacked: the start "
-                                    "frame beside every keyframe (UniPi's tiling) or once."),
-    widths: str = typer.Option("96,128,192", "--widths", help="UNet channels per level, comma-separated; for "
-                               "--backbone stacked the first should exceed the plan's channels (keyframes x 4 "
-                               "for rgbd, x fold^2)."),
-    attention_levels: int = typer.Option(1, "--attention-levels", help="How many of the coarsest levels "
+    stride: int = typer.Option(4, "--stride", help="Dataset frames between keyframes."),
+    frames: int = typer.Option(4, "--frames", help="Keyframes per chunk, after the current frame."),
+    horizon: int = typer.Option(0, "--horizon", help="Keyframes of an open-loop plan; 0 covers the longest episode."),
+    widths: str = typer.Option("32,64,128", "--widths", help="UNet channels per level, comma-separated."),
+    attention_levels: int = typer.Option(2, "--attention-levels", help="How many of the coarsest levels "
                                          "cross-attend to the instruction's tokens."),
-    frames_per_clip: int = typer.Option(2, "--frames-per-clip", help="--backbone frames: keyframes trained per "
-                                        "clip and step."),
-    fold: int = typer.Option(1, "--fold", help="Space-to-depth factor (2 trains faster but see the README)."),
-    scale: int = typer.Option(2, "--scale", help="Draw plans at 1/scale of the dataset's resolution; their change "
-                              "from the start frame is upsampled (1: full resolution)."),
-    prediction_type: str = typer.Option("v_prediction", "--prediction-type", help="v_prediction, epsilon or "
-                                        "sample (the clean change from the start frame)."),
-    noise_bias: float = typer.Option(2.0, "--noise-bias", help="Draw training timesteps as T(1 - u^bias): 1 "
-                                     "uniformly, 2 a third of them in the noisiest tenth (where the plan's "
-                                     "layout follows the prompt)."),
-    steps: int = typer.Option(5000, "--steps", help="Optimizer steps."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Clips per step and process."),
+    scale: int = typer.Option(2, "--scale", help="Draw chunks at 1/scale of the dataset's resolution; their change "
+                              "from the current frame is upsampled (1: full resolution)."),
+    steps: int = typer.Option(2500, "--steps", help="Optimizer steps of the chunk UNet."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Clips per step and process."),
     lr: float = typer.Option(3e-4, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
-    eval_every: int = typer.Option(500, "--eval-every", help="Sample plans, score them and snapshot every N steps."),
+    grounding_steps: int = typer.Option(600, "--grounding-steps", help="Optimizer steps of the grounding net "
+                                        "(trained first)."),
+    eval_every: int = typer.Option(500, "--eval-every", help="Sample chunks, score them and snapshot every N steps."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Checkpoint every N steps."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
     mixed_precision: str = typer.Option("no", "--mixed-precision", help="no, bf16 (CPUs with AMX or "
                                         "AVX512-BF16, GPUs) or fp16 (GPUs); weights stay fp32."),
-    init_from: str = typer.Option("", "--init-from", help="Start from this planner's weights (folder or "
+    init_from: str = typer.Option("", "--init-from", help="Start the UNet from this planner's weights (folder or "
                                   "shipped name, e.g. default) instead of random ones."),
     seed: int = typer.Option(0, "--seed", help="Seeds initialisation, clips, noise and text dropout."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     force: bool = typer.Option(False, "--force", "-f", help="Delete --out and start over."),
 ) -> None:
-    """Train the video planner. Prints the run folder, which then works as --model."""
+    """Train the video planner: the grounding net, then the chunk UNet. Prints the run folder (--model)."""
     from vid2act.video.train import VideoTrainConfig, train
 
     try:
         levels = tuple(int(w) for w in widths.split(","))
     except ValueError:
         raise typer.BadParameter(f"{widths!r} is not a comma-separated list of integers", param_hint="--widths")
-    config = VideoTrainConfig(str(data), str(out), modalities, stride, frames, backbone, tile_start, levels,
-                              attention_levels, frames_per_clip, fold, scale, steps, batch_size, lr,
-                              prediction_type=prediction_type, noise_bias=noise_bias, eval_every=eval_every,
-                              checkpoint_every=checkpoint_every, seed=seed, device=device,
+    config = VideoTrainConfig(data=str(data), out=str(out), modalities=modalities, stride=stride, frames=frames,
+                              horizon=horizon, widths=levels, attention_levels=attention_levels, scale=scale,
+                              steps=steps, batch_size=batch_size, lr=lr, grounding_steps=grounding_steps,
+                              eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
                               mixed_precision=mixed_precision, init_from=init_from)
     metrics = _run_with_progress("train video", steps, lambda on_step, on_message: train(
         config, resume=resume, force=force, on_step=on_step, on_message=on_message))

@@ -50,24 +50,75 @@ def test_replanning_replans_from_the_real_frame(tiny_planner, tmp_path):
     assert record["plans"] == len(plans) >= 2 and record["replans"] == record["plans"] - 1
     with np.load(folder / "rollout" / "frames.npz") as rollout:
         real = rollout["rgb"]
-    for k, plan in enumerate(plans):
+    executed = 0
+    for plan in plans:
+        document = json.loads((plan / "plan.json").read_text())
         with np.load(plan / "frames.npz") as frames:
-            # plan k starts from the frame the camera saw after 4k actions, not from the previous plan
-            assert np.array_equal(frames["rgb"][0], real[4 * k])
-    assert record["steps"] <= record["time_limit"]
+            # each chunk starts from the frame the camera saw when it was drawn, not from the previous plan
+            assert document["after_actions"] == executed and np.array_equal(frames["rgb"][0], real[executed])
+            assert len(frames["rgb"]) == 4 + 1  # the tiny planner's chunk: 4 keyframes after the frame
+        executed += 0 if document["still"] else 4
+    assert record["steps"] == executed <= record["time_limit"]
+    assert record["still_plans"] == sum(json.loads((p / "plan.json").read_text())["still"] for p in plans)
+    assert record["ended_by"] in ("time_limit", "policy_done")
 
 
-def test_open_loop_draws_one_plan(tiny_planner, tmp_path):
+def test_closed_loop_episodes_are_deterministic(tiny_planner, tmp_path):
+    for name in ("a", "b"):
+        run = vid2act("eval", "--policy", "plan", "--video", tiny_planner, "--tasks", "push", "--episodes", 1,
+                      "--replan-every", 4, "--steps", 1, "--out", tmp_path / name)
+        assert run.code == 0, run.stderr
+    a, b = (json.loads((tmp_path / n / "eval_info.json").read_text())["episodes"][0] for n in ("a", "b"))
+    actions = [json.loads((tmp_path / n / a["folder"] / "actions.json").read_text())["actions"] for n in ("a", "b")]
+    assert actions[0] == actions[1] and a["success"] == b["success"] and a["plans"] == b["plans"]
+
+
+def test_open_loop_draws_one_whole_plan(tiny_planner, tmp_path):
     run = vid2act("eval", "--video", tiny_planner, "--tasks", "reach", "--episodes", 1, "--steps", 1,
-                  "--out", tmp_path / "ev")
+                  "--replan-every", 0, "--out", tmp_path / "ev")
     assert run.code == 0, run.stderr
     record = json.loads((tmp_path / "ev" / "eval_info.json").read_text())["episodes"][0]
-    assert record["plans"] == 1 and record["replans"] == 0
+    assert record["plans"] == 1 and record["replans"] == 0 and record["ended_by"] in ("policy_done", "time_limit")
+    planner = json.loads((tiny_planner / "planner.json").read_text())
+    with np.load(tmp_path / "ev" / record["folder"] / "plans" / "00" / "frames.npz") as frames:
+        assert len(frames["rgb"]) == planner["horizon"] + 1
+
+
+def test_the_policy_interface_drives_every_policy(tiny_planner):
+    """reset(scene) then act(observation) until a policy has nothing more to do, for each policy; the oracle,
+    replayed from its shadow world, does the task."""
+    from vid2act.eval import EvalConfig, _load_models
+    from vid2act.policies import Observation, make_policy, time_limit
+    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.world import ACTION_SPACE
+    scene = make_scene("reach", 1_000_003, "test")
+    low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
+    for name in ("oracle", "random", "gt-video", "plan"):
+        models = _load_models(EvalConfig(out="-", policy=name, video=str(tiny_planner)))
+        policy = make_policy(name, models, steps=1, replan_every=4)
+        with Env(scene) as env:
+            policy.reset(scene)
+            rgb, depth = env.world.render()
+            steps, calls = 0, 0
+            while steps < time_limit("reach") and calls < 50:
+                actions = policy.act(Observation(rgb, depth, steps))
+                calls += 1
+                if len(actions) == 0:
+                    break
+                assert actions.shape[1] == 4, name
+                rollout = env.run(np.clip(actions, low, high)[: time_limit("reach") - steps])
+                steps += len(rollout.actions)
+                rgb, depth = rollout.rgb[-1], rollout.depth[-1]
+            if name == "oracle":
+                assert env.is_success()
+        assert steps > 0, name
 
 
 @pytest.mark.parametrize("args, code, fragment", [
     (["--policy", "telepathy"], 2, "unknown policy 'telepathy'"),
     (["--replan-every", "-1"], 2, "--replan-every must be 0"),
+    (["--guidance", "nan"], 2, "--guidance must be a number between 0 and 100"),
+    (["--steps", "0"], 2, "--steps must lie between 1 and 1000"),
     (["--video", "no/such/planner"], 1, "no model at 'no/such/planner'"),
     (["--idm", "no-such-idm", "--policy", "gt-video"], 1, "no model at 'no-such-idm'"),
     (["--tasks", "juggle"], 2, "unknown task 'juggle'"),

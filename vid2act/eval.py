@@ -1,15 +1,10 @@
 """The evaluation harness: scene -> policy -> execute over many seeds, with honest statistics.
 
-Policies:
-- `plan`: the video planner draws a plan from the current frame, the IDM reads actions off it, they run.
-  `replan_every` K > 0 executes K actions, then plans again from the real frame it reached (the rest of the
-  old plan is dropped); K = 0 is UniPi's open loop (one plan, all of its actions).
-- `gt-video`: the oracle's own rollout video read by the IDM (the IDM's ceiling).
-- `oracle`: the scripted expert. `bc`: behavior cloning, closed loop (`vid2act train bc`).
-- `random`: uniform random moves and gripper commands.
-Every policy gets the same time limit (`TIME_LIMIT_FACTOR` x the task's step limit) and success is judged
-once, when the episode ends; a replanning episode ends when a new plan holds still (the planner shows the
-task done), or at the time limit."""
+One loop drives every policy through `vid2act.policies` (`reset(scene)`, `act(observation)`): plan (closed
+loop by default: a chunk from the real frame every `replan_every` actions; 0 is one whole-task plan, open
+loop), gt-video, oracle, bc and random. Every policy gets the same time limit (`TIME_LIMIT_FACTOR` x the
+task's step limit) and success is judged once, when the episode ends: at the time limit, or when the policy
+has nothing more to do (`ended_by` in the record says which)."""
 from __future__ import annotations
 
 import math
@@ -29,8 +24,6 @@ from vid2act.sim.tasks import TASKS, get_task, seed_range
 
 POLICIES = ("plan", "gt-video", "oracle", "bc", "random")
 EVAL_FORMAT = "vid2act.eval/1"
-TIME_LIMIT_FACTOR = 1.5
-STILL_PLAN_M = 0.01  # a plan whose keyframes move the grasp point less than this, gripper unchanged, is "done"
 VIDEO_EPISODES = 1  # per family: episodes whose plan-vs-reality video goes into the report
 
 
@@ -45,9 +38,9 @@ class EvalConfig:
     split: str = "test"
     episodes: int = 10  # per task
     first_seed: int = 0  # offset into the split's seed range
-    replan_every: int = 0
-    steps: int = 10
-    guidance: float = 2.0
+    replan_every: int = 8  # plan: a new chunk from the real frame after K actions; 0 is one whole plan (open loop)
+    steps: int = 4
+    guidance: float = 1.0
     workers: int = 1
     device: str = "cpu"
     precision: str = "fp32"  # the planner's UNet: fp32 or bf16
@@ -64,8 +57,8 @@ class EvalConfig:
             raise UsageError(f"--episodes must be at least 1 (got {self.episodes})")
         if self.replan_every < 0:
             raise UsageError(f"--replan-every must be 0 (open loop) or more (got {self.replan_every})")
-        if self.steps < 1 or self.guidance < 0:
-            raise UsageError("--steps must be at least 1 and --guidance 0 or more")
+        from vid2act.video.pipeline import check_sampling
+        check_sampling(self.steps, self.guidance, 1)
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1 (got {self.workers})")
 
@@ -112,99 +105,47 @@ def _load_models(config: EvalConfig) -> Models:
 class Episode:
     frames: list = field(default_factory=list)  # real rgb frames, one per executed action and the start
     depths: list = field(default_factory=list)
-    beside: list = field(default_factory=list)  # the plan frame each real frame was heading for
+    beside: list = field(default_factory=list)  # the frame the policy expected each real frame to be
     actions: list = field(default_factory=list)
-    plans: list = field(default_factory=list)
-    seconds: dict = field(default_factory=lambda: {"generate": 0.0, "translate": 0.0, "execute": 0.0})
+    execute_seconds: float = 0.0
 
 
 def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relative: Path, keep_video: bool) -> dict:
     """One episode into root/relative: scene/, plans/NN/, actions.json, rollout/, result.json."""
-    import torch
-
-    from vid2act.idm.model import expand_keyframes, keyframe_poses, predict_actions
+    from vid2act.policies import Observation, make_policy, time_limit
     from vid2act.sim.env import Env, make_scene
     from vid2act.sim.world import ACTION_SPACE, FPS
     from vid2act.video.generate import plan_document
     models = _load_models(config)
+    policy = make_policy(config.policy, models, config.steps, config.guidance, config.replan_every, config.device)
     folder = root / relative
-    task = get_task(task_name)
-    limit = int(TIME_LIMIT_FACTOR * task.max_steps)
+    limit = time_limit(task_name)
     low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
     scene = make_scene(task_name, seed, config.split)
     episode = Episode()
-    replans = 0
+    ended_by = "time_limit"
     with Env(scene) as env:
         rgb, depth = env.world.render()
         write_scene(folder / "scene", scene, rgb, depth)
         episode.frames.append(rgb)
         episode.depths.append(depth)
         episode.beside.append(rgb)
-
-        def execute(actions: np.ndarray, plan_frames=None, heading=None) -> None:
+        policy.reset(scene)
+        while len(episode.actions) < limit:
+            actions = np.asarray(policy.act(Observation(rgb, depth, len(episode.actions))), dtype=np.float64)
+            if len(actions) == 0:
+                ended_by = "policy_done"
+                break
+            preview = policy.preview
+            actions = np.clip(actions.reshape(-1, 4), low, high)[: limit - len(episode.actions)]
             started = time.perf_counter()
-            actions = np.clip(actions, low, high)[: limit - len(episode.actions)]
             rollout = env.run(actions)
-            episode.seconds["execute"] += time.perf_counter() - started
+            episode.execute_seconds += time.perf_counter() - started
             episode.actions += list(rollout.actions)
             episode.frames += list(rollout.rgb[1:])
             episode.depths += list(rollout.depth[1:])
-            for i in range(len(rollout.actions)):
-                episode.beside.append(plan_frames[heading[i]] if plan_frames is not None else rollout.rgb[i + 1])
-
-        if config.policy == "oracle":
-            started = time.perf_counter()
-            rollout = env.run(task.oracle(env.world, env.goal), max_steps=limit)
-            episode.seconds["execute"] += time.perf_counter() - started
-            episode.actions += list(rollout.actions)
-            episode.frames += list(rollout.rgb[1:])
-            episode.depths += list(rollout.depth[1:])
-            episode.beside += list(rollout.rgb[1:])
-        elif config.policy == "random":
-            rng = np.random.default_rng(seed)
-            execute(np.c_[rng.uniform(low[:3], high[:3], (limit, 3)), rng.integers(0, 2, limit)])
-        elif config.policy == "bc":
-            from vid2act.video import text
-            sentence = text.encode([scene["instruction"]])["pooled"][0]
-            use_depth = models.bc.modalities == "rgbd"
-            while len(episode.actions) < limit:
-                started = time.perf_counter()
-                action = models.bc.act(rgb, depth if use_depth else None, sentence)
-                episode.seconds["translate"] += time.perf_counter() - started
-                execute(action[None])
-                rgb, depth = episode.frames[-1], episode.depths[-1]
-        elif config.policy == "gt-video":
-            with Env(scene) as shadow:  # the oracle's rollout, in a world of its own
-                truth = shadow.run_oracle()
-            started = time.perf_counter()
-            actions = predict_actions(models.idm, truth.rgb, truth.depth if models.idm.architecture.modalities == "rgbd"
-                                      else None, device=config.device)
-            episode.seconds["translate"] += time.perf_counter() - started
-            execute(actions)
-        else:  # plan
-            pipe, stride = models.pipe, models.pipe.shape.stride
-            while len(episode.actions) < limit:
-                started = time.perf_counter()
-                plan = pipe(rgb, scene["instruction"], depth=depth, num_inference_steps=config.steps,
-                            guidance_scale=config.guidance,
-                            generator=torch.Generator().manual_seed(seed * 1000 + replans))
-                seconds = time.perf_counter() - started
-                episode.seconds["generate"] += seconds
-                episode.plans.append((plan.rgb[0], plan.depth[0] if plan.depth is not None else None, seconds))
-                started = time.perf_counter()
-                plan_depth = plan.depth[0] if models.idm.architecture.modalities == "rgbd" else None
-                points, grips = keyframe_poses(models.idm, plan.rgb[0], plan_depth, config.device)
-                actions, heading = expand_keyframes(points, grips, stride)
-                episode.seconds["translate"] += time.perf_counter() - started
-                still = (np.linalg.norm(points - points[0], axis=1).max() < STILL_PLAN_M and (grips == grips[0]).all())
-                if replans and still:
-                    break
-                chunk = len(actions) if config.replan_every == 0 else config.replan_every
-                execute(actions[:chunk], plan.rgb[0], heading[:chunk])
-                replans += 1
-                rgb, depth = episode.frames[-1], episode.depths[-1]
-                if config.replan_every == 0:
-                    break
+            episode.beside += list(preview[: len(actions)]) if preview is not None else list(rollout.rgb[1:])
+            rgb, depth = episode.frames[-1], episode.depths[-1]
         success = env.is_success()
         distances = env.task.distances(env.world, env.goal)
     frames = np.stack(episode.frames)
@@ -213,18 +154,23 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
         write_video(tmp / "rollout.mp4", frames, FPS)
         if keep_video:
             write_video(tmp / "plan_vs_reality.mp4", np.concatenate([np.stack(episode.beside), frames], axis=2), FPS)
-    source = {"policy": config.policy, "replan_every": config.replan_every, "plans": len(episode.plans)}
+    stats = policy.stats()
+    source = {"policy": config.policy, "replan_every": config.replan_every, **stats}
     actions = np.asarray(episode.actions, dtype=np.float32).reshape(-1, 4)
     write_json(folder / "actions.json", actions_document(actions, source))
-    for k, (plan_rgb, plan_depth, seconds) in enumerate(episode.plans):
+    for k, plan in enumerate(getattr(policy, "plans", [])):
         document = plan_document(models.pipe, config.video, scene["instruction"], config.steps, config.guidance,
-                                 seed * 1000 + k, 1, seconds, scene, folder / "scene")
+                                 plan.seed, 1, plan.seconds, scene, folder / "scene", len(plan.rgb))
         with output_dir(folder / "plans" / f"{k:02d}", force=True) as tmp:
-            write_plan(tmp, {**document, "after_actions": k * config.replan_every}, [(plan_rgb, plan_depth)])
+            write_plan(tmp, {**document, "after_actions": plan.after_actions, "still": plan.still},
+                       [(plan.rgb, plan.depth)])
+    plans = stats.get("plans", 0)
+    seconds = {**policy.seconds, "execute": episode.execute_seconds}
     record = {"task": task_name, "split": config.split, "seed": seed, "instruction": scene["instruction"],
-              "success": bool(success), "steps": len(actions), "time_limit": limit, "plans": len(episode.plans),
-              "replans": max(0, len(episode.plans) - 1), "seconds": {k: round(v, 4) for k, v in episode.seconds.items()},
-              "distances": distances, "folder": str(relative)}
+              "success": bool(success), "steps": len(actions), "time_limit": limit, "ended_by": ended_by,
+              "plans": plans, "replans": max(0, plans - 1), "still_plans": stats.get("still_plans", 0),
+              "seconds": {k: round(v, 4) for k, v in seconds.items()}, "distances": distances,
+              "folder": str(relative)}
     write_json(folder / "result.json", {"format": "vid2act.result/1", **record})
     return record
 
@@ -293,7 +239,10 @@ def aggregate(records: list[dict]) -> dict:
                      "mean_seconds": {k: round(float(np.mean([r["seconds"][k] for r in rows])), 4)
                                       for k in rows[0]["seconds"]},
                      "mean_steps": round(float(np.mean([r["steps"] for r in rows])), 1),
-                     "mean_replans": round(float(np.mean([r["replans"] for r in rows])), 2)}
+                     "mean_replans": round(float(np.mean([r["replans"] for r in rows])), 2),
+                     "mean_still_plans": round(float(np.mean([r["still_plans"] for r in rows])), 2),
+                     "ended_by": {why: sum(r["ended_by"] == why for r in rows)
+                                  for why in sorted({r["ended_by"] for r in rows})}}
     return out
 
 

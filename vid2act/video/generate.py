@@ -51,7 +51,8 @@ def read_start(scene: Path | None, image: Path | None, depth: Path | None, promp
 
 def generate_plan(pipe: VideoPlannerPipeline, rgb: np.ndarray, depth: np.ndarray | None, prompt: str,
                   steps: int, guidance: float, seed: int, samples: int, resize: bool = False):
-    """Samples as a list of (rgb [K+1, H, W, 3], depth [K+1, H, W] or None) and the seconds it took."""
+    """Whole-task plans (the chunk model rolled forward on its own keyframes), as a list of (rgb [K+1, H, W, 3],
+    depth [K+1, H, W] or None), and the seconds they took."""
     size = pipe.shape.image_size
     if rgb.shape[:2] != size:
         if not resize:
@@ -60,18 +61,19 @@ def generate_plan(pipe: VideoPlannerPipeline, rgb: np.ndarray, depth: np.ndarray
         resized, resized_depth = resize_frames(rgb[None], depth[None] if depth is not None else None, size)
         rgb, depth = resized[0], (resized_depth[0] if resized_depth is not None else None)
     started = time.perf_counter()
-    out = pipe(rgb, prompt, depth=depth, num_inference_steps=steps, guidance_scale=guidance,
-               generator=torch.Generator().manual_seed(seed), num_videos_per_prompt=samples)
+    out = pipe.rollout(rgb, prompt, depth=depth, num_inference_steps=steps, guidance_scale=guidance,
+                       generator=torch.Generator().manual_seed(seed), num_videos_per_prompt=samples)
     seconds = time.perf_counter() - started
     return [(out.rgb[k], out.depth[k] if out.depth is not None else None) for k in range(samples)], seconds
 
 
 def plan_document(pipe: VideoPlannerPipeline, model: str, prompt: str, steps: int, guidance: float, seed: int,
-                  samples: int, seconds: float, scene: dict | None, scene_dir) -> dict:
+                  samples: int, seconds: float, scene: dict | None, scene_dir, frames: int) -> dict:
+    """plan.json for a plan of `frames` frames (the start frame and its keyframes)."""
     planner = pipe.planner
     return {"format": PLAN_FORMAT, "prompt": prompt, "model": model,
             "sampler": type(pipe.scheduler).__name__, "steps": steps, "guidance": guidance, "seed": seed,
-            "modalities": planner["modalities"], "frames": planner["frames"] + 1, "stride": planner["stride"],
+            "modalities": planner["modalities"], "frames": frames, "stride": planner["stride"],
             "frame_interval": planner["frame_interval"], "fps": planner["fps"],
             "image_size": planner["image_size"], "samples": samples,
             "scene": str(scene_dir) if scene_dir else None,

@@ -1,35 +1,26 @@
-"""The video planner: a diffusers `UNet2DConditionModel` and the `DiffusionPipeline` that samples a plan with it.
+"""The video planner: ground the instruction, then draw the next few keyframes from the current frame.
 
-- A plan is the start frame plus `frames` keyframes, `stride` dataset frames apart (so it covers
-  frames x stride x frame_interval control steps), RGB or RGB-D.
-- Two backbones (`backbone` in planner.json):
-  - `stacked` (the default): the whole plan in the channels of one image, the start frame concatenated
-    (UniPi's conditioning) once or (`tile_start`, the default for new planners) beside every keyframe: once,
-    the start frame is 4 of 80 input channels, and the net was slow to find in it where the prompt's objects
-    are (README, "Measured"); the top level must be wider than the plan's channels. Optionally (`fold` 2)
-    folded 2x2 into channels (space to depth), which then is too deep for its top level (below).
-  - `frames`: one UNet, shared by every keyframe, draws keyframe k from the noisy keyframe, the start frame
-    (concatenated) and k (a sinusoidal embedding added to the time embedding); a plan is one batch of K
-    images. Every keyframe starts from the same noise, so a deterministic sampler keeps them consistent;
-    the IDM reads each keyframe on its own, so nothing more has to tie them together. It costs K images
-    per denoising step: about 6x the stacked net's sampling time (README, "Measured").
-- With `scale` 2 the plan is drawn at half the scene's resolution (24x32 for 48x64 scenes: 4x fewer
-  pixels to learn and to sample) and its change from the start frame is upsampled bilinearly and added to
-  the full-resolution start frame, so what does not move stays sharp. Measured before choosing: the IDM
-  reads oracle keyframes shrunk to 24x32 and enlarged back as well as the originals (24/24 vs 22/24).
-- The diffusion runs on the plan's change from the start frame: most pixels do not change, so the signal
-  is mostly zero and the net spends itself on the arm and the moved object.
-- It predicts v (`prediction_type="v_prediction"`); `epsilon` and `sample` (the clean change) train too.
-  Measured with the folded 128-wide stacked net: predicting the clean change, after 1,500 steps its error at
-  t=10 was 15x that of copying the noisy input (the plans were the blurred average); predicting v, after
-  1,000 steps it explained a quarter of the noise at t=50 and the plans stayed noise.
-- The instruction enters twice: its MiniLM token embeddings by cross-attention at the coarsest
-  `attention_levels` levels (they tell "red block onto blue pad" from "blue block onto red pad", which the
-  mean embedding barely does: cosine 0.997), and its mean embedding through the time embedding of every block.
-- Classifier-free guidance: the unconditional prompt is all-zero embeddings (dropped in training).
-Saved in the diffusers layout: model_index.json (with the planner's settings), unet/, scheduler/."""
+- A chunk is `frames` keyframes, `stride` dataset frames apart, after the current frame (RGB or RGB-D).
+  Closed loop, a policy executes part of a chunk and draws again from the real frame it reached; open loop,
+  `rollout` rolls the chunk model forward on its own keyframes into a whole-task plan of `horizon`
+  keyframes (UniPi's plan, in the same plan format).
+- Grounding first (`grounding.py`): a small net reads the frame and the instruction and says where the named
+  object is and where it goes; those two points enter the UNet as two Gaussian heatmaps beside the frame.
+  The UNet then only has to draw the arm going to highlighted places, which is what a diffusion UNet learns
+  quickly; binding colour words to objects, which it had not learned in two CPU-hours, is the grounding
+  net's one job (`docs/history.md`).
+- The plan is drawn at 1/`scale` of the scene's resolution (24x32 for 48x64 scenes), and what it draws is
+  the change from the current frame, upsampled and added to the full-resolution frame, so what does not
+  move stays sharp (most pixels do not change).
+- The instruction's MiniLM tokens are cross-attended at the coarsest `attention_levels` levels and its
+  mean embedding conditions every block through the time embedding. Classifier-free guidance drops the
+  prompt (all-zero embeddings); the frame and the heatmaps are always given.
+- v-prediction on a cosine schedule with `trailing` timesteps, so 2-4 DDIM steps start from pure noise.
+Saved in the diffusers layout (model_index.json, unet/, scheduler/), plus planner.json (the plan's shape,
+normalization, provenance) and grounding/ (config.json + model.safetensors)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,25 +32,25 @@ from diffusers.utils import BaseOutput
 
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.video import text
+from vid2act.video.grounding import GroundingNet, heatmaps, load_grounding, locate, save_grounding
 
-PLANNER_FORMAT = "vid2act.video/1"
+PLANNER_FORMAT = "vid2act.video/2"
+OLD_FORMATS = {"vid2act.video/1": "a whole-episode planner of vid2act 0.1, which drew no grounding"}
 PLANNER_FILE = "planner.json"  # beside model_index.json: what the plan is (frames, stride, modalities, ...)
+GROUNDING_FOLDER = "grounding"
 DEFAULT_PLANNER = "planner-rgbd"  # what `--model default` names, under models/
 SAMPLERS = {"ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
-BACKBONES = ("frames", "stacked")
-FRAME_EMBEDDING_DIM = 64  # the keyframe number's sinusoidal embedding (frames backbone)
+HEATMAP_SIGMA = 1.0  # grid cells
 
 
 @dataclass(frozen=True)
 class PlannerShape:
-    frames: int = 19  # keyframes after the start frame
+    frames: int = 4  # keyframes per chunk, after the current frame
     stride: int = 4  # dataset frames between keyframes
     modalities: str = "rgbd"
-    image_size: tuple[int, int] = (48, 64)  # the start image's and the plan's, as the scenes have it
-    fold: int = 1  # space-to-depth factor: the UNet runs at plan_size / fold
-    scale: int = 1  # the plan is drawn at image_size / scale, and its change from the start frame upsampled
-    backbone: str = "stacked"  # older planners, without the field, are stacked
-    tile_start: bool = False  # stacked: the start frame beside every keyframe (UniPi's tiling), not once
+    image_size: tuple[int, int] = (48, 64)  # the frames' size, as the scenes have it
+    scale: int = 2  # the chunk is drawn at image_size / scale, and its change from the frame upsampled
+    horizon: int = 19  # keyframes of a whole-task (open-loop) plan
 
     @property
     def channels(self) -> int:
@@ -70,56 +61,52 @@ class PlannerShape:
         return self.image_size[0] // self.scale, self.image_size[1] // self.scale
 
     def check(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise UsageError(f"unknown backbone {self.backbone!r}; choose {' or '.join(BACKBONES)}")
         if self.modalities not in ("rgb", "rgbd"):
             raise UsageError(f"unknown modalities {self.modalities!r}; choose rgb or rgbd")
-        if self.frames < 1 or self.stride < 1:
-            raise UsageError("the planner needs at least one keyframe and a stride of at least 1")
-        if self.scale < 1 or self.fold < 1:
-            raise UsageError("--scale and --fold must be at least 1")
-        if any(n % (self.scale * self.fold) for n in self.image_size):
-            raise UsageError(f"image size {self.image_size} must be a multiple of scale x fold "
-                             f"= {self.scale * self.fold}")
+        if self.frames < 1 or self.stride < 1 or self.horizon < 1:
+            raise UsageError("the planner needs at least one keyframe per chunk and in a plan, and a stride of at least 1")
+        if self.scale < 1:
+            raise UsageError("--scale must be at least 1")
+        if any(n % self.scale for n in self.image_size):
+            raise UsageError(f"image size {self.image_size} must be a multiple of --scale {self.scale}")
 
     def check_levels(self, levels: int) -> None:
         """A UNet of `levels` levels halves the plan levels - 1 times."""
         halvings = 2 ** (levels - 1)
-        h, w = self.plan_size[0] // self.fold, self.plan_size[1] // self.fold
+        h, w = self.plan_size
         if h % halvings or w % halvings:
             raise UsageError(f"the UNet draws {h}x{w} and {levels} levels (--widths) halve that {levels - 1} times: "
-                             f"both sides must be multiples of {halvings}; give fewer levels or a smaller "
-                             f"--scale or --fold")
+                             f"both sides must be multiples of {halvings}; give fewer levels or a smaller --scale")
+
+    @classmethod
+    def from_planner(cls, planner: dict) -> "PlannerShape":
+        return cls(planner["frames"], planner["stride"], planner["modalities"], tuple(planner["image_size"]),
+                   planner["scale"], planner["horizon"])
 
 
-def make_unet(shape: PlannerShape, widths=(96, 128, 192), attention_levels: int = 1) -> UNet2DConditionModel:
-    """The UNet for `shape`, cross-attending to the prompt's tokens at its coarsest `attention_levels` levels."""
-    c, plain = shape.channels * shape.fold ** 2, len(widths) - attention_levels
-    if shape.backbone == "frames":
-        in_channels, out_channels, class_dim = 2 * c, c, text.EMBEDDING_DIM + FRAME_EMBEDDING_DIM
-    else:
-        starts = shape.frames if shape.tile_start else 1
-        in_channels, out_channels, class_dim = (shape.frames + starts) * c, shape.frames * c, text.EMBEDDING_DIM
+def make_unet(shape: PlannerShape, widths=(32, 64, 128), attention_levels: int = 2) -> UNet2DConditionModel:
+    """The UNet for `shape`: in, the noisy change of each keyframe, the current frame and the two heatmaps;
+    out, v for each keyframe's change. Cross-attends to the prompt's tokens at its coarsest levels."""
+    c, plain = shape.channels, len(widths) - attention_levels
     return UNet2DConditionModel(
-        sample_size=(shape.plan_size[0] // shape.fold, shape.plan_size[1] // shape.fold),
-        in_channels=in_channels, out_channels=out_channels,
+        sample_size=shape.plan_size, in_channels=(shape.frames + 1) * c + 2, out_channels=shape.frames * c,
         down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * attention_levels,
         up_block_types=("CrossAttnUpBlock2D",) * attention_levels + ("UpBlock2D",) * plain,
         mid_block_type="UNetMidBlock2DCrossAttn", block_out_channels=tuple(widths), layers_per_block=1,
         norm_num_groups=16, cross_attention_dim=text.EMBEDDING_DIM,
         attention_head_dim=4,  # in the 2-D UNet this is the number of heads
-        class_embed_type="projection", projection_class_embeddings_input_dim=class_dim,
+        class_embed_type="projection", projection_class_embeddings_input_dim=text.EMBEDDING_DIM,
         resnet_time_scale_shift="scale_shift")
 
 
-def make_scheduler(sampler: str = "ddim", config=None, prediction_type: str = "v_prediction"):
-    """Training and sampling share one noise schedule: cosine, `trailing` spacing so a few-step sampler
-    starts from pure noise. `config` (a saved scheduler's) takes precedence over `prediction_type`."""
+def make_scheduler(sampler: str = "ddim", config=None):
+    """Training and sampling share one noise schedule: cosine, v-prediction, `trailing` spacing so that a
+    few-step sampler starts from pure noise. `config` is a saved scheduler's."""
     if sampler not in SAMPLERS:
         raise UsageError(f"unknown sampler {sampler!r}; choose {' or '.join(SAMPLERS)}")
     if config is not None:
         return SAMPLERS[sampler].from_config(config)
-    common = dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=prediction_type,
+    common = dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
                   timestep_spacing="trailing")
     if sampler == "ddim":
         return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False)
@@ -128,11 +115,11 @@ def make_scheduler(sampler: str = "ddim", config=None, prediction_type: str = "v
 
 # --- pixels <-> model space ------------------------------------------------------------------------------
 def to_model(rgb: torch.Tensor, depth: torch.Tensor | None, depth_mean: float, depth_std: float) -> torch.Tensor:
-    """uint8 rgb [B, T, H, W, 3] (+ depth [B, T, H, W] metres) -> float [B, T, C, H, W], about unit scale."""
+    """uint8 rgb [..., H, W, 3] (+ depth [..., H, W] metres) -> float [..., C, H, W], about unit scale."""
     x = rgb.float() / 127.5 - 1.0
     if depth is not None:
         x = torch.cat([x, ((depth.float() - depth_mean) / depth_std).unsqueeze(-1)], dim=-1)
-    return x.permute(0, 1, 4, 2, 3)
+    return x.movedim(-1, -3)
 
 
 def shrink(rgb: torch.Tensor, depth: torch.Tensor | None, scale: int):
@@ -150,24 +137,12 @@ def shrink(rgb: torch.Tensor, depth: torch.Tensor | None, scale: int):
 
 
 def enlarge(change: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """[B, T, C, h, w] -> [B, T, C, H, W], bilinear: the drawn change, at the start image's size."""
-    b, t, c, h, w = change.shape
+    """[B, K, C, h, w] -> [B, K, C, H, W], bilinear: the drawn change, at the frame's size."""
+    b, k, c, h, w = change.shape
     if (h, w) == tuple(size):
         return change
-    return F.interpolate(change.reshape(b, t * c, h, w), size=tuple(size), mode="bilinear",
-                         align_corners=False).reshape(b, t, c, *size)
-
-
-def fold(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """[B, T, C, H, W] -> [B, T*C*factor^2, H/factor, W/factor]."""
-    b, t, c, h, w = x.shape
-    return F.pixel_unshuffle(x.reshape(b, t * c, h, w), factor)
-
-
-def unfold(x: torch.Tensor, channels: int, factor: int) -> torch.Tensor:
-    y = F.pixel_shuffle(x, factor)
-    b, tc, h, w = y.shape
-    return y.reshape(b, tc // channels, channels, h, w)
+    return F.interpolate(change.reshape(b, k * c, h, w), size=tuple(size), mode="bilinear",
+                         align_corners=False).reshape(b, k, c, *size)
 
 
 def null_prompt(batch: int, device=None) -> dict[str, torch.Tensor]:
@@ -176,158 +151,217 @@ def null_prompt(batch: int, device=None) -> dict[str, torch.Tensor]:
             "pooled": torch.zeros(batch, text.EMBEDDING_DIM, device=device)}
 
 
-def frame_embedding(keyframes: torch.Tensor) -> torch.Tensor:
-    """Keyframe numbers [N] (1 = the first after the start frame) -> sinusoidal embeddings [N, 64]."""
-    half = FRAME_EMBEDDING_DIM // 2
-    frequencies = torch.exp(-np.log(100.0) * torch.arange(half, device=keyframes.device) / half)
-    angles = keyframes.float()[:, None] * frequencies[None]
-    return torch.cat([angles.sin(), angles.cos()], dim=1)
-
-
-def predict(unet, shape: PlannerShape, noisy_change: torch.Tensor, start: torch.Tensor, timestep, prompt: dict,
-            keyframes: torch.Tensor | None = None) -> torch.Tensor:
-    """The UNet's output (v, epsilon or the clean change, as its scheduler says) for the noisy change from
-    the start frame [B, K, C, H, W], given the start frame [B, 1, C, H, W]. The frames backbone also takes
-    which keyframes these are, [B, K] (default: all, 1..K) and a timestep per clip [B] or per frame [B*K]."""
-    if shape.backbone == "stacked":
-        if shape.tile_start:
-            start = start.expand(-1, noisy_change.shape[1], -1, -1, -1)
-        x = fold(torch.cat([noisy_change, start], dim=1), shape.fold)
-        out = unet(x, timestep, encoder_hidden_states=prompt["tokens"], class_labels=prompt["pooled"],
-                   encoder_attention_mask=prompt["mask"]).sample
-        return unfold(out, start.shape[2], shape.fold)
+def predict(unet, noisy_change: torch.Tensor, current: torch.Tensor, heat: torch.Tensor, timestep,
+            prompt: dict) -> torch.Tensor:
+    """The UNet's v [B, K, C, h, w] for the noisy change [B, K, C, h, w] from the current frame
+    [B, C, h, w], given the heatmaps [B, 2, h, w] and the prompt's embeddings."""
     b, k, c, h, w = noisy_change.shape
-    if keyframes is None:
-        keyframes = torch.arange(1, k + 1, device=noisy_change.device).expand(b, k)
-    frames = torch.cat([noisy_change.reshape(b * k, 1, c, h, w), start.repeat_interleave(k, dim=0)], dim=1)
-    timestep = torch.as_tensor(timestep, device=noisy_change.device)
-    if timestep.numel() == b:  # one per clip -> one per keyframe
-        timestep = timestep.repeat_interleave(k)
-    each = {name: value.repeat_interleave(k, dim=0) for name, value in prompt.items()}
-    labels = torch.cat([each["pooled"], frame_embedding(keyframes.flatten()).to(each["pooled"].dtype)], dim=1)
-    out = unet(fold(frames, shape.fold), timestep, encoder_hidden_states=each["tokens"], class_labels=labels,
-               encoder_attention_mask=each["mask"]).sample
-    return unfold(out, c, shape.fold).reshape(b, k, c, h, w)
+    x = torch.cat([noisy_change.reshape(b, k * c, h, w), current, heat.to(current.dtype)], dim=1)
+    out = unet(x, timestep, encoder_hidden_states=prompt["tokens"], class_labels=prompt["pooled"],
+               encoder_attention_mask=prompt["mask"]).sample
+    return out.reshape(b, k, c, h, w)
 
 
 def check_sampling(steps: int, guidance: float, samples: int) -> None:
-    if steps < 1:
-        raise UsageError(f"--steps must be at least 1 (got {steps})")
-    if guidance < 0:
-        raise UsageError(f"--guidance must be 0 or more (got {guidance})")
-    if samples < 1:
-        raise UsageError(f"--num-samples must be at least 1 (got {samples})")
+    if not 1 <= steps <= 1000:
+        raise UsageError(f"--steps must lie between 1 and 1000 (got {steps})")
+    if not np.isfinite(guidance) or not 0 <= guidance <= 100:
+        raise UsageError(f"--guidance must be a number between 0 and 100 (got {guidance})")
+    if not 1 <= samples <= 64:
+        raise UsageError(f"--num-samples must lie between 1 and 64 (got {samples})")
 
 
 @dataclass
 class PlanOutput(BaseOutput):
     """rgb uint8 [N, K+1, H, W, 3] and depth float32 metres [N, K+1, H, W] (None for an RGB planner);
-    frame 0 is the start frame."""
+    frame 0 is the frame the plan starts from. points: the grounding [2, 2] (object, target; column, row on
+    the plan's grid) the plan was drawn for."""
     rgb: np.ndarray
     depth: np.ndarray | None
+    points: np.ndarray
 
 
 class VideoPlannerPipeline(DiffusionPipeline):
-    """Start image + instruction -> a plan video.
+    """Current frame + instruction -> the next keyframes (`__call__`), or a whole-task plan (`rollout`).
 
         pipe = VideoPlannerPipeline.from_pretrained("models/planner-rgbd")
-        plan = pipe(image, "push the red block onto the blue pad", depth=depth, generator=torch.Generator().manual_seed(0))
+        chunk = pipe(image, "push the red block onto the blue pad", depth=depth, generator=torch.Generator().manual_seed(0))
     """
 
-    def __init__(self, unet: UNet2DConditionModel, scheduler, planner: dict | None = None):
+    def __init__(self, unet: UNet2DConditionModel, scheduler, planner: dict | None = None,
+                 grounding: GroundingNet | None = None):
         super().__init__()
-        if planner is None:
-            raise Vid2ActError("the planner settings (planner.json) are missing")
+        if planner is None or grounding is None:
+            raise Vid2ActError("the planner settings (planner.json) or its grounding model are missing")
         self.register_modules(unet=unet, scheduler=scheduler)
         self.planner = planner  # the plan's shape, normalization and provenance; planner.json on disk
+        self.grounding = grounding  # not a diffusers module: saved and loaded beside them, in grounding/
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        if "planner" not in kwargs:
-            import json
-            kwargs["planner"] = json.loads((Path(pretrained_model_name_or_path) / PLANNER_FILE).read_text())
+        folder = Path(pretrained_model_name_or_path)
+        kwargs.setdefault("planner", json.loads((folder / PLANNER_FILE).read_text()))
+        kwargs.setdefault("grounding", load_grounding(folder / GROUNDING_FOLDER)[0])
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def save_pretrained(self, save_directory, **kwargs):
         from vid2act.files import write_json
         super().save_pretrained(save_directory, **kwargs)
+        save_grounding(Path(save_directory) / GROUNDING_FOLDER, self.grounding, self.planner.get("grounding", {}))
         write_json(Path(save_directory) / PLANNER_FILE, self.planner)
+
+    def to(self, *args, **kwargs):
+        super().to(*args, **kwargs)
+        device = kwargs.get("device", args[0] if args and not isinstance(args[0], torch.dtype) else None)
+        if device is not None:
+            self.grounding.to(device)
+        return self
 
     @property
     def shape(self) -> PlannerShape:
-        p = self.planner
-        return PlannerShape(p["frames"], p["stride"], p["modalities"], tuple(p["image_size"]), p.get("fold", 1),
-                            p.get("scale", 1), p.get("backbone", "stacked"), p.get("tile_start", False))
+        return PlannerShape.from_planner(self.planner)
 
-    @torch.no_grad()
-    def __call__(self, image: np.ndarray, prompt: str, depth: np.ndarray | None = None,
-                 num_inference_steps: int = 10, guidance_scale: float = 2.0,
-                 generator: torch.Generator | None = None, num_videos_per_prompt: int = 1) -> PlanOutput:
-        shape, planner = self.shape, self.planner
-        check_sampling(num_inference_steps, guidance_scale, num_videos_per_prompt)
+    # --- the steps of a plan ------------------------------------------------------------------------
+    def check_inputs(self, image, depth, steps: int, guidance: float, samples: int):
+        """The frame as uint8 [H, W, 3] and depth as float32 [H, W] (None for an RGB planner), checked."""
+        shape = self.shape
+        check_sampling(steps, guidance, samples)
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise Vid2ActError(f"the start image must be uint8 RGB [H, W, 3]; got {image.dtype} {list(image.shape)}")
         if image.shape[:2] != shape.image_size:
             raise Vid2ActError(f"the start image is {image.shape[0]}x{image.shape[1]}; this planner draws "
                                f"{shape.image_size[0]}x{shape.image_size[1]} (pass --resize to resize it)")
-        if shape.modalities == "rgbd":
-            if depth is None:
-                raise Vid2ActError("this planner is RGB-D and needs the start depth (--depth, or a --scene folder "
-                                   "with start_depth.npy)")
-            depth = np.asarray(depth, dtype=np.float32)
-            if depth.shape != shape.image_size or not np.isfinite(depth).all():
-                raise Vid2ActError(f"the start depth must be finite metres [{shape.image_size[0]}, "
-                                   f"{shape.image_size[1]}]; got {list(depth.shape)}")
-        else:
-            depth = None
-        n, device = num_videos_per_prompt, self.unet.device
-        dtype = self.unet.dtype
-        prompt_embeds = {k: v.to(device) for k, v in text.encode([prompt]).items()}
-        cond = {k: v.expand(n, *v.shape[1:]) for k, v in prompt_embeds.items()}
-        guided = guidance_scale != 1.0
+        if shape.modalities == "rgb":
+            return image, None
+        if depth is None:
+            raise Vid2ActError("this planner is RGB-D and needs the start depth (--depth, or a --scene folder "
+                               "with start_depth.npy)")
+        depth = np.asarray(depth, dtype=np.float32)
+        if depth.shape != shape.image_size:
+            raise Vid2ActError(f"the start depth is {list(depth.shape)}; this planner needs "
+                               f"[{shape.image_size[0]}, {shape.image_size[1]}]")
+        if not np.isfinite(depth).all():
+            bad = np.argwhere(~np.isfinite(depth))[0]
+            raise Vid2ActError(f"the start depth holds NaN or infinite values (first at row {bad[0]}, column {bad[1]})")
+        return image, depth
+
+    def encode_prompt(self, prompt: str, samples: int, guided: bool) -> dict[str, torch.Tensor]:
+        """The prompt's embeddings for `samples` plans, the unconditional ones first when guided."""
+        device, dtype = self.unet.device, self.unet.dtype
+        cond = {k: v.to(device).expand(samples, *v.shape[1:]) for k, v in text.encode([prompt]).items()}
         if guided:
-            uncond = null_prompt(n, device)
-            cond = {k: torch.cat([uncond[k], cond[k]]).to(dtype if v.is_floating_point() else v.dtype)
-                    for k, v in cond.items()}
-        else:
-            cond = {k: v.to(dtype) if v.is_floating_point() else v for k, v in cond.items()}
-        full_rgb = torch.from_numpy(image)[None, None]
-        full_depth = torch.from_numpy(depth)[None, None] if depth is not None else None
-        full_start = to_model(full_rgb, full_depth, planner["depth_mean"], planner["depth_std"])
-        start = to_model(*shrink(full_rgb, full_depth, shape.scale), planner["depth_mean"], planner["depth_std"])
-        start = start.to(device, dtype).expand(n, *start.shape[1:])
-        c = shape.channels
+            uncond = null_prompt(samples, device)
+            cond = {k: torch.cat([uncond[k], cond[k]]) for k in cond}
+        return {k: v.to(dtype) if v.is_floating_point() else v for k, v in cond.items()}
+
+    def frame_input(self, image: np.ndarray, depth: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frame in model space at full size [1, C, H, W] and at the plan's size [1, C, h, w]."""
+        planner, shape = self.planner, self.shape
+        rgb = torch.from_numpy(image)[None]
+        d = torch.from_numpy(depth)[None] if depth is not None else None
+        full = to_model(rgb, d, planner["depth_mean"], planner["depth_std"])
+        small = to_model(*shrink(rgb, d, shape.scale), planner["depth_mean"], planner["depth_std"])
+        return full, small
+
+    @torch.no_grad()
+    def ground(self, image: np.ndarray, depth: np.ndarray | None, prompt: str) -> np.ndarray:
+        """Where the instruction's object is and where it goes: [2, 2] (column, row) on the plan's grid."""
+        _, small = self.frame_input(*self.check_inputs(image, depth, 1, 1.0, 1))
+        embedded = text.encode([prompt])
+        device = next(self.grounding.parameters()).device
+        logits = self.grounding(small.to(device), embedded["tokens"].to(device), embedded["mask"].to(device))
+        return locate(logits)[0].cpu().numpy()
+
+    def prepare_latents(self, samples: int, generator: torch.Generator | None) -> torch.Tensor:
+        shape = self.shape
         h, w = shape.plan_size
-        if shape.backbone == "frames":  # one noise for every keyframe: a deterministic sampler keeps them consistent
-            noise = torch.randn((n, 1, c, h, w), generator=generator).expand(n, shape.frames, c, h, w)
-        else:
-            noise = torch.randn((n, shape.frames, c, h, w), generator=generator)
-        change = noise.contiguous().to(device)
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        noise = torch.randn((samples, shape.frames, shape.channels, h, w), generator=generator)
+        return noise.to(self.unet.device) * self.scheduler.init_noise_sigma
+
+    def denoise(self, latents: torch.Tensor, current: torch.Tensor, heat: torch.Tensor, prompt: dict,
+                steps: int, guidance: float, generator: torch.Generator | None) -> torch.Tensor:
+        """The explicit sampling loop: the clean change [N, K, C, h, w]."""
+        dtype = self.unet.dtype
+        guided = guidance != 1.0
+        current, heat = current.to(self.unet.device, dtype), heat.to(self.unet.device, dtype)
+        if guided:
+            current, heat = torch.cat([current, current]), torch.cat([heat, heat])
+        self.scheduler.set_timesteps(steps, device=self.unet.device)
         for t in self.scheduler.timesteps:
-            model_in = self.scheduler.scale_model_input(change, t).to(dtype)
+            model_in = self.scheduler.scale_model_input(latents, t).to(dtype)
             if guided:
-                both = predict(self.unet, shape, torch.cat([model_in, model_in]), torch.cat([start, start]), t,
-                               cond).float()
-                unconditional, conditional = both.chunk(2)
-                estimate = unconditional + guidance_scale * (conditional - unconditional)
+                unconditional, conditional = predict(self.unet, torch.cat([model_in, model_in]), current, heat, t,
+                                                     prompt).float().chunk(2)
+                estimate = unconditional + guidance * (conditional - unconditional)
             else:
-                estimate = predict(self.unet, shape, model_in, start, t, cond).float()
-            # the scheduler works on flat [N, K*C, H, W] tensors
-            step = self.scheduler.step(estimate.flatten(1, 2), t, change.flatten(1, 2), generator=generator)
-            change = step.prev_sample.view_as(change)
-        full_start = full_start.expand(n, *full_start.shape[1:])
-        video = torch.cat([full_start, full_start + enlarge(change.float().cpu(), shape.image_size)], dim=1)
+                estimate = predict(self.unet, model_in, current, heat, t, prompt).float()
+            # the scheduler works on flat [N, K*C, h, w] tensors
+            step = self.scheduler.step(estimate.flatten(1, 2), t, latents.flatten(1, 2), generator=generator)
+            latents = step.prev_sample.view_as(latents)
+        return latents
+
+    def decode(self, change: torch.Tensor, full: torch.Tensor, image: np.ndarray, depth: np.ndarray | None):
+        """The drawn change, enlarged and added to the full-size frame -> rgb uint8 [N, K+1, H, W, 3] and depth
+        [N, K+1, H, W] (frame 0 the given one, exactly)."""
+        planner, shape = self.planner, self.shape
+        n = len(change)
+        start = full[:, None].expand(n, -1, -1, -1, -1)
+        video = torch.cat([start, start + enlarge(change.float().cpu(), shape.image_size)], dim=1)
         rgb = ((video[:, :, :3].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
-        if shape.modalities == "rgbd":
-            plan_depth = (video[:, :, 3] * planner["depth_std"] + planner["depth_mean"]).numpy()
-            plan_depth[:, 0] = depth  # the start frame is the given one, exactly
-            rgb[:, 0] = image
-        else:
-            plan_depth = None
-            rgb[:, 0] = image
-        return PlanOutput(rgb=rgb, depth=plan_depth)
+        rgb[:, 0] = image
+        if depth is None:
+            return rgb, None
+        plan_depth = (video[:, :, 3] * planner["depth_std"] + planner["depth_mean"]).numpy()
+        plan_depth[:, 0] = depth
+        return rgb, plan_depth
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray, prompt: str, depth: np.ndarray | None = None,
+                 num_inference_steps: int = 4, guidance_scale: float = 1.0,
+                 generator: torch.Generator | None = None, num_videos_per_prompt: int = 1,
+                 points: np.ndarray | None = None) -> PlanOutput:
+        """One chunk: the next `frames` keyframes after `image`. `points` (from `ground`) are the places the
+        chunk heads for; by default they are read off this frame."""
+        image, depth = self.check_inputs(image, depth, num_inference_steps, guidance_scale, num_videos_per_prompt)
+        if points is None:
+            points = self.ground(image, depth, prompt)
+        n = num_videos_per_prompt
+        full, small = self.frame_input(image, depth)
+        heat = heatmaps(torch.as_tensor(points)[None], self.shape.plan_size, HEATMAP_SIGMA)
+        prompt_embeds = self.encode_prompt(prompt, n, guidance_scale != 1.0)
+        latents = self.prepare_latents(n, generator)
+        change = self.denoise(latents, small.expand(n, -1, -1, -1), heat.expand(n, -1, -1, -1), prompt_embeds,
+                              num_inference_steps, guidance_scale, generator)
+        rgb, plan_depth = self.decode(change, full, image, depth)
+        return PlanOutput(rgb=rgb, depth=plan_depth, points=np.asarray(points))
+
+    @torch.no_grad()
+    def rollout(self, image: np.ndarray, prompt: str, depth: np.ndarray | None = None,
+                num_inference_steps: int = 4, guidance_scale: float = 1.0,
+                generator: torch.Generator | None = None, num_videos_per_prompt: int = 1,
+                points: np.ndarray | None = None) -> PlanOutput:
+        """A whole-task plan of `horizon` keyframes (open loop, UniPi's use): each chunk is drawn from the
+        last keyframe of the one before, the grounding read once, off the first frame."""
+        image, depth = self.check_inputs(image, depth, num_inference_steps, guidance_scale, num_videos_per_prompt)
+        if points is None:
+            points = self.ground(image, depth, prompt)
+        horizon = self.shape.horizon
+        plans = []
+        for _ in range(num_videos_per_prompt):
+            rgb, plan_depth = [image[None]], [depth[None]] if depth is not None else None
+            while sum(len(r) for r in rgb) - 1 < horizon:
+                frame = rgb[-1][-1]
+                frame_depth = plan_depth[-1][-1] if plan_depth is not None else None
+                chunk = self(frame, prompt, frame_depth, num_inference_steps, guidance_scale, generator, 1, points)
+                rgb.append(chunk.rgb[0, 1:])
+                if plan_depth is not None:
+                    plan_depth.append(chunk.depth[0, 1:])
+            plans.append((np.concatenate(rgb)[: horizon + 1],
+                          np.concatenate(plan_depth)[: horizon + 1] if plan_depth is not None else None))
+        rgb = np.stack([p[0] for p in plans])
+        return PlanOutput(rgb=rgb, depth=np.stack([p[1] for p in plans]) if depth is not None else None,
+                          points=np.asarray(points))
 
 
 # --- files -------------------------------------------------------------------------------------------------
@@ -342,10 +376,8 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 def load_planner(reference: str, device: str = "cpu", sampler: str | None = None,
                  precision: str = "fp32") -> VideoPlannerPipeline:
     """A planner folder (diffusers layout) or shipped name -> the pipeline on `device`. `precision` bf16 runs
-    the UNet in bfloat16 (about 2x faster on CPUs with AMX or AVX512-BF16; plans differ from fp32 by a
-    fraction of a grey level); the scheduler's arithmetic stays fp32."""
-    import json
-
+    the UNet in bfloat16 (about 2x faster on CPUs with AMX or AVX512-BF16); the grounding net and the
+    scheduler's arithmetic stay fp32."""
     if precision not in PRECISIONS:
         raise UsageError(f"unknown --precision {precision!r}; choose {' or '.join(PRECISIONS)}")
 
@@ -358,8 +390,12 @@ def load_planner(reference: str, device: str = "cpu", sampler: str | None = None
     if not planner_path.exists():
         raise Vid2ActError(f"{folder} is incomplete: {PLANNER_FILE} is missing")
     planner = load_json(planner_path, "planner settings")
-    if planner.get("format") != PLANNER_FORMAT:
-        raise Vid2ActError(f"{planner_path} is of format {planner.get('format')!r}; this vid2act reads {PLANNER_FORMAT!r}")
+    found = planner.get("format")
+    if found in OLD_FORMATS:
+        raise Vid2ActError(f"{folder} is of format {found!r}, {OLD_FORMATS[found]}; this vid2act reads "
+                           f"{PLANNER_FORMAT!r}: train a new one with `vid2act train video`")
+    if found != PLANNER_FORMAT:
+        raise Vid2ActError(f"{planner_path} is of format {found!r}; this vid2act reads {PLANNER_FORMAT!r}")
     check_action_space(planner.get("action_space", {}), planner_path)
     for part in ("unet/config.json", "scheduler/scheduler_config.json"):
         if not (folder / part).exists():
@@ -369,15 +405,17 @@ def load_planner(reference: str, device: str = "cpu", sampler: str | None = None
         others = [p.name for p in (folder / "unet").iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
         hint = f" ({', '.join(others)} found: vid2act loads only safetensors, never pickles)" if others else ""
         raise Vid2ActError(f"{folder}/unet has no safetensors weights{hint}")
+    grounding, _ = load_grounding(folder / GROUNDING_FOLDER)
     try:
+        PlannerShape.from_planner(planner).check()
         unet = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True,
                                                     torch_dtype=PRECISIONS[precision])
         scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
         scheduler = make_scheduler(sampler or _sampler_name(scheduler_config), scheduler_config)
-    except (OSError, ValueError, RuntimeError, KeyError, EnvironmentError) as e:
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise Vid2ActError(f"{folder} could not be loaded ({first_line})") from None
-    pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=scheduler, planner=planner)
+    pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=scheduler, planner=planner, grounding=grounding)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
@@ -390,11 +428,12 @@ def _sampler_name(scheduler_config: dict) -> str:
                        f"{', '.join(c.__name__ for c in SAMPLERS.values())}")
 
 
-def save_planner(folder: Path, unet: UNet2DConditionModel, planner: dict, scheduler, half: bool = False) -> None:
+def save_planner(folder: Path, unet: UNet2DConditionModel, planner: dict, scheduler, grounding: GroundingNet,
+                 half: bool = False) -> None:
     """The diffusers layout into `folder` (which the caller creates atomically). `half` stores fp16 weights."""
     import copy
     unet = copy.deepcopy(unet).to("cpu")
     if half:
         unet = unet.half()
-    pipe = VideoPlannerPipeline(unet=unet, scheduler=scheduler, planner=planner)
+    pipe = VideoPlannerPipeline(unet=unet, scheduler=scheduler, planner=planner, grounding=grounding)
     pipe.save_pretrained(folder, safe_serialization=True)

@@ -1,9 +1,12 @@
-"""Train the video planner: one loop, top to bottom. Runs unchanged under `accelerate launch` (several GPUs,
-processes or machines): every process draws its own clips, gradients are averaged, the main process keeps
-the EMA weights and writes checkpoints, sample plans and snapshots.
+"""Train the video planner: the grounding net first (a minute), then the chunk UNet, one loop, top to bottom.
+Runs unchanged under `accelerate launch` (several GPUs, processes or machines): every process draws its
+own clips, gradients are averaged, the main process keeps the EMA weights and writes checkpoints, sample
+plans and snapshots.
 
 Clips, noise, timesteps and text dropout come from generators seeded by (seed, step, process), and the
-learning rate is a function of the step, so a run resumed from its checkpoint continues exactly."""
+learning rate is a function of the step, so a run resumed from its checkpoint continues exactly. The
+grounding net is trained deterministically before the first checkpoint and saved in RUN/grounding/; a
+resumed run reads it back."""
 from __future__ import annotations
 
 import json
@@ -15,17 +18,20 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vid2act import __version__
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError
 from vid2act.files import output_dir, replace_path, write_bytes, write_json, write_video
+from vid2act.sim.world import ACTION_SPACE, Camera
 from vid2act.training import CHECKPOINT, held_out_split, learning_rate, make_accelerator, start_run
-from vid2act.sim.world import ACTION_SPACE, FPS
 from vid2act.video import text
-from vid2act.video.pipeline import (PLANNER_FORMAT, PlannerShape, VideoPlannerPipeline, make_scheduler,
-                                    make_unet, predict, save_planner, shrink, to_model)
-
+from vid2act.video.grounding import (GroundingNet, GroundingShape, cell_index, demo_pixels, demo_points, heatmaps,
+                                     load_grounding, locate, save_grounding)
+from vid2act.video.pipeline import (GROUNDING_FOLDER, HEATMAP_SIGMA, PLANNER_FORMAT, PlannerShape,
+                                    VideoPlannerPipeline, make_scheduler, make_unet, predict, save_planner, shrink,
+                                    to_model)
 
 
 @dataclass(frozen=True)
@@ -33,42 +39,49 @@ class VideoTrainConfig:
     data: str
     out: str
     modalities: str = "rgbd"
-    stride: int = 4
-    frames: int = 0  # 0: enough keyframes to cover the dataset's longest episode
-    backbone: str = "stacked"  # or "frames" (see pipeline.py)
-    tile_start: bool = True  # stacked: the start frame beside every keyframe (see pipeline.py)
-    widths: tuple[int, ...] = (96, 128, 192)
-    attention_levels: int = 1  # the coarsest levels cross-attend to the prompt's tokens
-    frames_per_clip: int = 2  # frames backbone: keyframes trained per clip (each with its own noise level)
-    fold: int = 1
-    scale: int = 2  # plans drawn at half the scenes' resolution, their change upsampled (see pipeline.py)
-    steps: int = 6000
-    batch_size: int = 16
+    stride: int = 4  # dataset frames between keyframes
+    frames: int = 4  # keyframes per chunk
+    horizon: int = 0  # keyframes of an open-loop plan; 0: enough to cover the dataset's longest episode
+    widths: tuple[int, ...] = (32, 64, 128)
+    attention_levels: int = 2  # the coarsest levels cross-attend to the prompt's tokens
+    scale: int = 2  # chunks drawn at half the scenes' resolution, their change upsampled (see pipeline.py)
+    steps: int = 2500
+    batch_size: int = 32
     lr: float = 3e-4
     warmup: int = 200
     weight_decay: float = 0.0
     text_dropout: float = 0.1  # share of clips trained without their prompt, for classifier-free guidance
-    start_at_beginning: float = 0.5  # share of clips that start at an episode's first frame; the rest anywhere
-    prediction_type: str = "v_prediction"  # or "epsilon", "sample" (the clean change)
+    start_at_beginning: float = 0.1  # share of clips that start at an episode's first frame; the rest anywhere
+    context_noise: float = 0.05  # the current frame gets Gaussian noise of std up to this: open loop feeds drawn frames back
     snr_cap: float = 5.0  # the error of the clean change weighs min(SNR, cap) + 1 (see the loss below)
-    noise_bias: float = 2.0  # timesteps drawn as T(1 - u^bias), u uniform: 1 uniform, 2 a third in the noisiest tenth
+    noise_bias: float = 1.5  # timesteps drawn as T(1 - u^bias), u uniform: 1 uniform, more toward high noise
     ema_decay: float = 0.999
     val_fraction: float = 0.05
     val_clips: int = 16
     eval_every: int = 500
     checkpoint_every: int = 250
-    sample_steps: int = 10
-    sample_guidance: float = 2.0
+    sample_steps: int = 4
+    sample_guidance: float = 1.0
+    grounding_steps: int = 600
+    grounding_batch_size: int = 32
+    grounding_lr: float = 1e-3
+    grounding_width: int = 32
     seed: int = 0
     device: str = "cpu"
-    mixed_precision: str = "no"  # "bf16": autocast with fp32 master weights (2.8x faster on a CPU with AMX)
+    mixed_precision: str = "no"  # "bf16": autocast with fp32 master weights (about 3x faster on a CPU with AVX512-BF16)
     init_from: str = ""  # a planner (folder or shipped name) whose weights start the run, to fine-tune or continue
 
     def check(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
+        for name in ("lr", "grounding_lr", "context_noise", "text_dropout", "noise_bias", "snr_cap"):
+            if not math.isfinite(getattr(self, name)):
+                raise UsageError(f"--{name.replace('_', '-')} must be a finite number (got {getattr(self, name)})")
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.grounding_lr <= 0:
             raise UsageError("--steps, --batch-size and --lr must be positive")
-        if self.stride < 1 or self.frames < 0:
-            raise UsageError("--stride must be at least 1 and --frames at least 0 (0: cover the longest episode)")
+        if self.grounding_steps < 1 or self.grounding_batch_size < 1:
+            raise UsageError("--grounding-steps and --grounding-batch-size must be positive")
+        if self.stride < 1 or self.frames < 1 or self.horizon < 0:
+            raise UsageError("--stride and --frames must be at least 1 and --horizon at least 0 (0: cover the "
+                             "longest episode)")
         if not 0 < self.val_fraction < 1:
             raise UsageError("the validation fraction must lie between 0 and 1")
         if len(self.widths) < 2 or any(w < 16 or w % 16 for w in self.widths):
@@ -76,23 +89,23 @@ class VideoTrainConfig:
                              f"multiple of 16 (the UNet normalizes channels in 16 groups)")
         if not 1 <= self.attention_levels <= len(self.widths):
             raise UsageError(f"--attention-levels must lie between 1 and the number of --widths ({len(self.widths)})")
-        if self.frames_per_clip < 1:
-            raise UsageError("--frames-per-clip must be at least 1")
         if self.noise_bias < 1:
             raise UsageError(f"--noise-bias must be at least 1 (1: timesteps drawn uniformly; got {self.noise_bias})")
-        if self.prediction_type not in ("v_prediction", "epsilon", "sample"):
-            raise UsageError(f"unknown prediction type {self.prediction_type!r}; choose v_prediction, epsilon or sample")
+        if not 0 <= self.context_noise <= 1 or not 0 <= self.text_dropout < 1:
+            raise UsageError("--context-noise must lie in [0, 1] and the text dropout in [0, 1)")
+        if self.grounding_width < 8 or self.grounding_width % 8:
+            raise UsageError(f"--grounding-width must be a multiple of 8 (got {self.grounding_width})")
 
 
 class ClipData:
-    """Every frame of some episodes in memory (rgb uint8, depth float16), shrunk by `scale`, and their
-    prompts' embeddings."""
+    """Every frame of some episodes in memory (rgb uint8, depth float16) at 1/`scale`, their prompts'
+    embeddings, and each episode's two demonstrated places (grid coordinates, and world metres to score)."""
 
-    def __init__(self, dataset: Dataset, episodes: list[int], modalities: str, scale: int = 1):
-        rgb, depth, starts, lengths, prompts = [], [], [], [], []
+    def __init__(self, dataset: Dataset, episodes: list[int], modalities: str, scale: int, grid: tuple[int, int]):
+        rgb, depth, starts, lengths, prompts, pixels, points, tasks = [], [], [], [], [], [], [], []
         offset = 0
         for i in episodes:
-            episode = dataset.episode(i, ("rgb", "depth", "instruction"))
+            episode = dataset.episode(i, ("rgb", "depth", "instruction", "task", "scene", "ee_target", "actions"))
             small_rgb, small_depth = shrink(torch.from_numpy(episode["rgb"]),
                                             torch.from_numpy(episode["depth"]) if modalities == "rgbd" else None, scale)
             rgb.append(small_rgb)
@@ -101,42 +114,113 @@ class ClipData:
             starts.append(offset)
             lengths.append(len(episode["rgb"]))
             prompts.append(str(episode["instruction"]))
+            tasks.append(str(episode["task"]))
+            pixels.append(demo_pixels(episode, grid))
+            points.append(demo_points(episode["ee_target"], episode["actions"][:, 3]))
             offset += len(episode["rgb"])
+        self.camera = Camera.from_json(json.loads(episode["scene"])["camera"])
+        self.image_size = tuple(dataset.info["image_size"])
         self.rgb = torch.cat(rgb)
         self.depth = torch.cat(depth) if depth else None
         self.starts, self.lengths = torch.tensor(starts), torch.tensor(lengths)
-        self.prompts = prompts
+        self.prompts, self.tasks = prompts, tasks
+        self.pixels = torch.tensor(np.stack(pixels), dtype=torch.float32)  # [N, 2, 2]
+        self.points = np.stack(points)  # [N, 2, 3]
         unique = sorted(set(prompts))
-        embedded = text.encode(unique)
         row = {p: k for k, p in enumerate(unique)}
         self.prompt_row = torch.tensor([row[p] for p in prompts])
-        self.embeddings = embedded
+        self.embeddings = text.encode(unique)
 
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def clip_frames(self, episodes: torch.Tensor, first: torch.Tensor, shape: PlannerShape) -> torch.Tensor:
-        """Global frame indices [B, K+1]: each clip's first frame, then every `stride`-th, held at the end."""
-        offsets = first[:, None] + shape.stride * torch.arange(shape.frames + 1)[None, :]
+    def windows(self, episodes: torch.Tensor, first: torch.Tensor, count: int, stride: int) -> torch.Tensor:
+        """Global frame indices [B, count]: each clip's first frame, then every `stride`-th, held at the end."""
+        offsets = first[:, None] + stride * torch.arange(count)[None, :]
         offsets = torch.minimum(offsets, self.lengths[episodes][:, None] - 1)
         return self.starts[episodes][:, None] + offsets
 
-    def clips(self, episodes, first, shape: PlannerShape, depth_mean: float, depth_std: float, device):
-        index = self.clip_frames(episodes, first, shape)
+    def frames(self, index: torch.Tensor, depth_mean: float, depth_std: float) -> torch.Tensor:
         depth = self.depth[index] if self.depth is not None else None
-        video = to_model(self.rgb[index], depth, depth_mean, depth_std).to(device)
+        return to_model(self.rgb[index], depth, depth_mean, depth_std)
+
+    def prompt(self, episodes: torch.Tensor, device) -> dict[str, torch.Tensor]:
         rows = self.prompt_row[episodes]
-        prompt = {k: v[rows].to(device) for k, v in self.embeddings.items()}
-        return video, prompt
+        return {k: v[rows].to(device) for k, v in self.embeddings.items()}
 
 
 def draw_timesteps(rng: np.random.Generator, size, count: int, bias: float) -> np.ndarray:
     """Timesteps in [0, count) drawn as count(1 - u^bias), u uniform: biased toward high noise, where a plan's
-    layout (where the arm goes, to which object) is decided from the start frame and the prompt alone, a
-    regression that uniform timesteps (bias 1) train a tenth of the time. Measured: the UNet trained only for
-    that regression (a still input at t = 999) followed the prompt after 5 minutes (7.6 grey levels between
-    prompts); trained with uniform timesteps, not after 141 (0.36)."""
+    layout is decided and where few-step sampling spends its first step."""
     return np.minimum(count * (1 - rng.random(size) ** bias), count - 1).astype(np.int64)
+
+
+# --- grounding: trained first, on the episodes' first frames ---------------------------------------------------
+def grounding_errors(net: GroundingNet, data: ClipData, depth_mean: float, depth_std: float,
+                     episodes: int | None = None) -> dict:
+    """Per family and point: mean and median error in grid cells and in cm on the table (the predicted cell's
+    ray met with the plane at the demonstrated point's height), and the share within 1.5 cells."""
+    count = len(data) if episodes is None else min(episodes, len(data))
+    index = data.starts[:count]
+    found = []
+    with torch.no_grad():
+        for k in range(0, count, 256):
+            rows = torch.arange(k, min(count, k + 256))
+            prompt = data.prompt(rows, "cpu")
+            found.append(locate(net(data.frames(index[rows], depth_mean, depth_std), prompt["tokens"], prompt["mask"])))
+    found = torch.cat(found).numpy()
+    truth = data.pixels[:count].numpy()
+    grid = net.shape.grid
+    to_image = np.array([data.image_size[1] / grid[1], data.image_size[0] / grid[0]])
+    world = data.camera.unproject_to_height(found * to_image, data.points[:count, :, 2], data.image_size)
+    cells = np.linalg.norm(found - truth, axis=-1)
+    cm = 100 * np.linalg.norm((world - data.points[:count])[..., :2], axis=-1)
+    out = {}
+    tasks = np.array(data.tasks[:count])
+    for family in sorted(set(tasks)) + ["all"]:
+        rows = tasks == family if family != "all" else np.ones(count, bool)
+        out[family] = {name: {"cells_mean": round(float(cells[rows, p].mean()), 3),
+                              "cells_median": round(float(np.median(cells[rows, p])), 3),
+                              "within_1.5_cells": round(float((cells[rows, p] <= 1.5).mean()), 3),
+                              "cm_mean": round(float(cm[rows, p].mean()), 2),
+                              "cm_median": round(float(np.median(cm[rows, p])), 2)}
+                       for p, name in enumerate(("object", "target"))}
+        out[family]["episodes"] = int(rows.sum())
+    return out
+
+
+def train_grounding(config: VideoTrainConfig, data: ClipData, val_data: ClipData, shape: PlannerShape,
+                    depth_mean: float, depth_std: float, on_message: Callable[[str], None]) -> tuple[GroundingNet, dict]:
+    """The grounding net, trained with cross-entropy on the grid cell of each demonstrated place, from the
+    first frames of the training episodes (a few frames in, as well, before the arm has gone far)."""
+    torch.manual_seed(config.seed)
+    net = GroundingNet(GroundingShape(shape.plan_size, shape.channels, config.grounding_width))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.grounding_lr)
+    started = time.perf_counter()
+    for step in range(config.grounding_steps):
+        rng = np.random.default_rng([config.seed, step, 7])
+        episodes = torch.from_numpy(rng.integers(0, len(data), config.grounding_batch_size))
+        first = torch.from_numpy(rng.integers(0, 3, config.grounding_batch_size))
+        index = data.windows(episodes, first, 1, 1)[:, 0]
+        prompt = data.prompt(episodes, "cpu")
+        logits = net(data.frames(index, depth_mean, depth_std), prompt["tokens"], prompt["mask"])
+        classes = cell_index(data.pixels[episodes], shape.plan_size)
+        loss = F.cross_entropy(logits.flatten(2).flatten(0, 1), classes.flatten())
+        for group in optimizer.param_groups:
+            group["lr"] = config.grounding_lr * 0.5 * (1 + math.cos(math.pi * step / config.grounding_steps))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    net.eval()
+    seconds = time.perf_counter() - started
+    metrics = {"steps": config.grounding_steps, "train_seconds": round(seconds, 1), "final_loss": round(loss.item(), 4),
+               "train": grounding_errors(net, data, depth_mean, depth_std, episodes=200),
+               "validation": grounding_errors(net, val_data, depth_mean, depth_std)}
+    v = metrics["validation"]["all"]
+    on_message(f"grounding: {seconds / 60:.1f} min, validation object {v['object']['cm_median']:.1f} cm / target "
+               f"{v['target']['cm_median']:.1f} cm (median), {v['object']['within_1.5_cells']:.0%} / "
+               f"{v['target']['within_1.5_cells']:.0%} within 1.5 cells")
+    return net, metrics
 
 
 # --- checkpoints: model, EMA and optimizer state as safetensors, the rest as JSON -------------------------
@@ -178,14 +262,12 @@ def load_checkpoint(run: Path, model, ema: dict, optimizer, config: VideoTrainCo
 
 
 def initialize_from(model, planner: dict, reference: str) -> None:
-    """Start from another planner's weights; it must draw plans of the same shape with the same backbone (its
-    --scale may differ: the UNet's convolutions do not depend on the resolution). Records the source and its training time (its own sources' included) in `planner`."""
+    """Start from another planner's UNet weights; it must draw chunks of the same shape. Records the source and
+    its training time (its own sources' included) in `planner`."""
     from vid2act.video.pipeline import load_planner, resolve_planner
     source = load_planner(reference)
-    keys = ("backbone", "tile_start", "frames", "stride", "modalities", "fold", "image_size")
-    theirs = {**source.planner, "backbone": source.shape.backbone,  # older planners name neither
-              "tile_start": source.shape.tile_start}
-    differs = {k: (theirs.get(k), planner[k]) for k in keys if theirs.get(k) != planner[k]}
+    keys = ("frames", "stride", "modalities", "scale", "image_size")
+    differs = {k: (source.planner.get(k), planner[k]) for k in keys if source.planner.get(k) != planner[k]}
     if differs:
         raise UsageError(f"--init-from {reference}: its plans differ from this run's {differs}")
     try:
@@ -193,36 +275,44 @@ def initialize_from(model, planner: dict, reference: str) -> None:
     except RuntimeError:
         trained = source.planner["training"]
         raise UsageError(f"--init-from {reference}: its UNet has other --widths or --attention-levels "
-                         f"({trained['widths']}, {trained.get('attention_levels', 1)})") from None
+                         f"({trained['widths']}, {trained['attention_levels']})") from None
     earlier = source.planner.get("initialized_from", {}).get("train_seconds", 0.0)
     planner["initialized_from"] = {"model": str(resolve_planner(reference).resolve()),
                                    "train_seconds": source.planner.get("train_seconds", 0.0) + earlier}
 
 
-# --- validation: plans from held-out episodes' first frames against what the oracle did ----------------------
+# --- validation: chunks from held-out episodes' frames against what the oracle did ----------------------------
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
 
 
 @torch.no_grad()
-def validate(pipe: VideoPlannerPipeline, data: ClipData, shape: PlannerShape, config: VideoTrainConfig,
-             sample_path: Path | None) -> dict:
-    """PSNR of guided plans (EMA weights) against the true keyframes of the first `val_clips` held-out
-    episodes, all from their first frame; the first four side by side (truth above, plan below) as an mp4."""
-    scores, strips = [], []
+def validate(pipe: VideoPlannerPipeline, data: ClipData, config: VideoTrainConfig, sample_path: Path | None) -> dict:
+    """PSNR of chunks (EMA weights, the grounding's own points) against the true keyframes of the first
+    `val_clips` held-out episodes, from their first frame and from their middle one; the first four side by
+    side (truth above, plan below) as an mp4."""
+    shape = pipe.shape
+    scores, strips = {"first": [], "middle": []}, []
     for k in range(min(config.val_clips, len(data))):
-        index = data.clip_frames(torch.tensor([k]), torch.tensor([0]), shape)[0]
-        truth = data.rgb[index].numpy()
-        depth = data.depth[index[0]].float().numpy() if data.depth is not None else None
-        plan = pipe(truth[0], data.prompts[k], depth=depth, num_inference_steps=config.sample_steps,
-                    guidance_scale=config.sample_guidance, generator=torch.Generator().manual_seed(k))
-        scores.append(psnr(plan.rgb[0, 1:], truth[1:]))
-        if k < 4:
-            strips.append(np.concatenate([truth, plan.rgb[0]], axis=1))
+        points = None
+        for where in ("first", "middle"):
+            first = 0 if where == "first" else int(data.lengths[k]) // 2
+            index = data.windows(torch.tensor([k]), torch.tensor([first]), shape.frames + 1, shape.stride)[0]
+            truth = data.rgb[index].numpy()
+            depth = data.depth[index[0]].float().numpy() if data.depth is not None else None
+            if points is None:
+                points = pipe.ground(truth[0], depth, data.prompts[k])
+            plan = pipe(truth[0], data.prompts[k], depth=depth, num_inference_steps=config.sample_steps,
+                        guidance_scale=config.sample_guidance, generator=torch.Generator().manual_seed(k),
+                        points=points)
+            scores[where].append(psnr(plan.rgb[0, 1:], truth[1:]))
+            if k < 4 and where == "first":
+                strips.append(np.concatenate([truth, plan.rgb[0]], axis=1))
     if sample_path is not None and strips:
-        write_video(sample_path, np.concatenate(strips, axis=2), fps=FPS / shape.stride)
-    return {"psnr": float(np.mean(scores)), "psnr_per_clip": [round(s, 2) for s in scores]}
+        write_video(sample_path, np.concatenate(strips, axis=2), fps=4)
+    return {"psnr": float(np.mean(scores["first"] + scores["middle"])),
+            "psnr_first": float(np.mean(scores["first"])), "psnr_middle": float(np.mean(scores["middle"]))}
 
 
 # --- the loop ---------------------------------------------------------------------------------------------
@@ -232,48 +322,60 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     config.check()
     accelerator = make_accelerator(config.device, config.mixed_precision)
     run = Path(config.out)
+    dataset = Dataset(config.data)  # before the run folder exists: a bad dataset leaves nothing behind
+    image_size = tuple(dataset.info["image_size"])
+    early = PlannerShape(config.frames, config.stride, config.modalities, image_size, config.scale, 1)
+    early.check()
+    early.check_levels(len(config.widths))
+    train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
     start_run(accelerator, run, resume, force, on_message)
 
-    # Data: every frame in memory, the last episodes held out for validation.
-    dataset = Dataset(config.data)
-    train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
-    tiled = config.tile_start and config.backbone == "stacked"  # the frames backbone pairs each with it anyway
-    early = PlannerShape(1, config.stride, config.modalities, tuple(dataset.info["image_size"]), config.fold,
-                         config.scale, config.backbone, tiled)
-    early.check()  # before the frames are shrunk
-    early.check_levels(len(config.widths))
-    data = ClipData(dataset, train_episodes, config.modalities, config.scale)
-    val_data = ClipData(dataset, val_episodes, config.modalities)  # full size: plans are scored as drawn
+    # Data: every frame in memory at the plan's size (full size for validation), the last episodes held out.
+    data = ClipData(dataset, train_episodes, config.modalities, config.scale, early.plan_size)
+    val_data = ClipData(dataset, val_episodes, config.modalities, 1, early.plan_size)  # chunks are scored as drawn
     longest = int(data.lengths.max())
-    frames = config.frames or math.ceil((longest - 1) / config.stride)
-    shape = PlannerShape(frames, config.stride, config.modalities, tuple(dataset.info["image_size"]), config.fold,
-                         config.scale, config.backbone, tiled)
-    shape.check()
+    horizon = config.horizon or math.ceil((longest - 1) / config.stride)
+    shape = PlannerShape(config.frames, config.stride, config.modalities, image_size, config.scale, horizon)
     if data.depth is not None:
         sample = data.depth[:: max(1, len(data.depth) // 2000)].float()
         depth_mean, depth_std = float(sample.mean()), float(sample.std())
     else:
         depth_mean, depth_std = 0.0, 1.0  # an RGB planner reads no depth
-    planner = {"format": PLANNER_FORMAT, "backbone": config.backbone, "tile_start": shape.tile_start, "frames": frames, "stride": config.stride,
+    planner = {"format": PLANNER_FORMAT, "frames": config.frames, "stride": config.stride, "horizon": horizon,
                "frame_interval": config.stride * dataset.info["frame_interval"],
-               "fps": dataset.info["fps"] / config.stride, "modalities": config.modalities, "fold": config.fold,
-               "scale": config.scale,
-               "image_size": list(shape.image_size), "depth_mean": depth_mean, "depth_std": depth_std,
+               "fps": dataset.info["fps"] / config.stride, "modalities": config.modalities, "scale": config.scale,
+               "image_size": list(image_size), "depth_mean": depth_mean, "depth_std": depth_std,
                "text_encoder": text.ENCODER_NAME, "max_tokens": text.MAX_TOKENS, "action_space": ACTION_SPACE,
                "dataset": {"path": str(Path(config.data).resolve()), "format": dataset.info["format"],
                            "episodes": len(dataset), "tasks": list(dataset.info["tasks"]),
                            "split": dataset.info["config"]["split"], "train_episodes": len(train_episodes),
                            "validation_episodes": len(val_episodes), "longest_episode": longest}}
-    on_message(f"{len(train_episodes)} training episodes, {len(val_episodes)} for validation; plans of "
-               f"{frames} keyframes every {config.stride} frames ({frames * config.stride} of {longest} frames)")
+    on_message(f"{len(train_episodes)} training episodes, {len(val_episodes)} for validation; chunks of "
+               f"{config.frames} keyframes every {config.stride} frames, open-loop plans of {horizon}")
 
+    # Stage 1, grounding: trained once, kept in RUN/grounding/ (a resumed run reads it back).
+    grounding_folder = run / GROUNDING_FOLDER
+    if resume and (grounding_folder / "config.json").exists():
+        grounding, grounding_config = load_grounding(grounding_folder)
+        grounding_metrics = grounding_config["metrics"]
+    else:
+        grounding, grounding_metrics = train_grounding(config, data, val_data_small(dataset, val_episodes, config,
+                                                                                    early.plan_size),
+                                                       shape, depth_mean, depth_std, on_message)
+        if accelerator.is_main_process:
+            with output_dir(grounding_folder, force=True) as tmp:
+                save_grounding(tmp, grounding, {"metrics": grounding_metrics})
+        accelerator.wait_for_everyone()
+    planner["grounding"] = {"metrics": grounding_metrics}
+
+    # Stage 2, the chunk UNet.
     torch.manual_seed(config.seed)
     model = make_unet(shape, config.widths, config.attention_levels)
     if config.init_from:
         initialize_from(model, planner, config.init_from)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
-    noise_schedule = make_scheduler("ddim", prediction_type=config.prediction_type)
+    noise_schedule = make_scheduler("ddim")
     alphas = noise_schedule.alphas_cumprod.to(accelerator.device)
     start, history, seconds_before = 0, [], 0.0
     if resume and (run / CHECKPOINT).exists():
@@ -288,57 +390,49 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         `--init-from` a snapshot counts it."""
         unet = make_unet(shape, config.widths, config.attention_levels)
         unet.load_state_dict(ema)
-        info = {**planner, "train_seconds": seconds,
+        info = {**planner, "train_seconds": seconds + grounding_metrics["train_seconds"],
                 "training": {**_config_json(config), "step": step,
                              "processes": accelerator.num_processes, "vid2act_version": __version__}}
-        pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=make_scheduler("ddim", prediction_type=config.prediction_type),
-                                    planner=info)
+        pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=make_scheduler("ddim"), planner=info,
+                                    grounding=grounding)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
+    h, w = shape.plan_size
     started, samples = time.perf_counter(), 0
     for step in range(start, config.steps):
         model.train()
         rng = np.random.default_rng([config.seed, step, accelerator.process_index])
-        episodes = torch.from_numpy(rng.integers(0, len(data), config.batch_size))
+        b = config.batch_size
+        episodes = torch.from_numpy(rng.integers(0, len(data), b))
         lengths = data.lengths[episodes].numpy()
-        first = np.where(rng.random(config.batch_size) < config.start_at_beginning, 0,
-                         (rng.random(config.batch_size) * (lengths - 1)).astype(np.int64))
-        video, prompt = data.clips(episodes, torch.from_numpy(first), shape, depth_mean, depth_std,
-                                   accelerator.device)
-        drop = torch.from_numpy(rng.random(config.batch_size) < config.text_dropout).to(accelerator.device)
+        first = np.where(rng.random(b) < config.start_at_beginning, 0, (rng.random(b) * lengths).astype(np.int64))
+        index = data.windows(episodes, torch.from_numpy(first), shape.frames + 1, shape.stride)
+        video = data.frames(index, depth_mean, depth_std).to(accelerator.device)
+        prompt = data.prompt(episodes, accelerator.device)
+        drop = torch.from_numpy(rng.random(b) < config.text_dropout).to(accelerator.device)
         prompt["tokens"] = torch.where(drop[:, None, None], 0.0, prompt["tokens"])
         prompt["pooled"] = torch.where(drop[:, None], 0.0, prompt["pooled"])
         prompt["mask"] = torch.where(drop[:, None], True, prompt["mask"])
-        begin, change = video[:, :1], video[:, 1:] - video[:, :1]
-        if shape.backbone == "frames":  # a few keyframes of each clip, each at its own noise level
-            keyframes = torch.from_numpy(rng.integers(1, frames + 1, (config.batch_size, config.frames_per_clip)))
-            change = torch.gather(change, 1, (keyframes - 1).to(change.device).view(*keyframes.shape, 1, 1, 1)
-                                  .expand(-1, -1, *change.shape[2:]))
-            keyframes = keyframes.to(accelerator.device)
-        else:  # the whole plan at one noise level
-            keyframes = None
+        # The places come from the demonstration; a grounding error of a fraction of a cell is trained for.
+        jitter = torch.from_numpy(rng.normal(0, 0.3, (b, 2, 2))).float()
+        heat = heatmaps(data.pixels[episodes] + jitter, (h, w), HEATMAP_SIGMA).to(accelerator.device)
+        current, change = video[:, 0], video[:, 1:] - video[:, :1]
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+        blur = torch.from_numpy(rng.random(b) * config.context_noise).float().view(b, 1, 1, 1)
+        current = current + (blur * torch.randn(current.shape, generator=generator)).to(accelerator.device)
         noise = torch.randn(change.shape, generator=generator).to(accelerator.device)
-        levels = config.frames_per_clip if keyframes is not None else 1
-        timesteps = torch.from_numpy(draw_timesteps(rng, (config.batch_size, levels), len(alphas),
-                                                    config.noise_bias)).to(accelerator.device)
-        a = alphas[timesteps].view(config.batch_size, levels, 1, 1, 1)
-        noisy = a.sqrt() * change + (1 - a).sqrt() * noise
-        estimate = predict(model, shape, noisy, begin, timesteps.flatten(), prompt, keyframes)
-        snr = (a / (1 - a)).view(config.batch_size, levels)
-        # The clean change's error weighs min(SNR, cap) + 1, written for each target. Plain min-SNR (Hang et
-        # al. 2023) weighs it min(SNR, cap), which vanishes at high noise, where a plan's layout (where the arm
-        # goes, to which object) is decided and where sampling starts: measured, the planner trained that way
-        # ignored the prompt at t = 999 (0.18 grey levels between prompts, 32 between noise seeds).
-        clean_weight = snr.clamp(max=config.snr_cap) + 1
-        if config.prediction_type == "v_prediction":
-            target, weight = a.sqrt() * noise - (1 - a).sqrt() * change, clean_weight / (snr + 1)
-        elif config.prediction_type == "epsilon":  # plain min-SNR: at high noise its target is the input itself
-            target, weight = noise, snr.clamp(max=config.snr_cap) / snr
-        else:
-            target, weight = change, clean_weight
-        loss = (weight * (estimate - target).pow(2).mean(dim=(2, 3, 4))).mean()
+        timesteps = torch.from_numpy(draw_timesteps(rng, b, len(alphas), config.noise_bias)).to(accelerator.device)
+        noisy = noise_schedule.add_noise(change, noise, timesteps)
+        target = noise_schedule.get_velocity(change, noise, timesteps)
+        estimate = predict(model, noisy, current, heat, timesteps, prompt)
+        a = alphas[timesteps]
+        snr = a / (1 - a)
+        # The clean change's error weighs min(SNR, cap) + 1; written for v, whose error is the clean change's
+        # divided by (SNR + 1). Plain min-SNR (Hang et al. 2023) weighs it min(SNR, cap), which vanishes at
+        # high noise, where a plan's layout is decided and where sampling starts.
+        weight = (snr.clamp(max=config.snr_cap) + 1) / (snr + 1)
+        loss = (weight * (estimate.float() - target).pow(2).mean(dim=(1, 2, 3, 4))).mean()
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)
@@ -348,17 +442,17 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         with torch.no_grad():
             for name, average in ema.items():
                 average.lerp_(parameters[name].detach().float().cpu(), 1 - decay)
-        samples += config.batch_size * accelerator.num_processes
+        samples += b * accelerator.num_processes
         done = step + 1
         on_step(done, loss.item(), samples / (time.perf_counter() - started))
 
         if accelerator.is_main_process and (done % config.eval_every == 0 or done == config.steps):
             seconds = seconds_before + time.perf_counter() - started
             pipe = snapshot(done, seconds)
-            metrics = validate(pipe, val_data, shape, config, run / "samples" / f"step-{done:06d}.mp4")
+            metrics = validate(pipe, val_data, config, run / "samples" / f"step-{done:06d}.mp4")
             history.append({"step": done, "loss": loss.item(), "train_seconds": round(seconds, 1), **metrics})
             with output_dir(run / "snapshots" / f"step-{done:06d}", force=True) as tmp:
-                save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler, half=True)
+                save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler, grounding, half=True)
             on_message(f"step {done}: validation PSNR {metrics['psnr']:.2f} dB ({seconds / 60:.1f} min)")
         if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
             save_checkpoint(run, done, accelerator.unwrap_model(model), ema, optimizer, config, history,
@@ -369,15 +463,21 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         return {}
     seconds = seconds_before + time.perf_counter() - started
     final = history[-1]
-    write_json(run / "metrics.json", {"final": final, "history": history, "train_seconds": seconds})
+    write_json(run / "metrics.json", {"final": final, "history": history, "train_seconds": seconds,
+                                      "grounding": grounding_metrics})
     pipe = snapshot(config.steps, seconds)
     pipe.planner["metrics"] = final
     # The model's files sit at the run's top level beside its checkpoint and snapshots, so they cannot be
     # swapped in one rename: all are written first, then each replaces its old self.
     staged = run / ".model.new"
     with output_dir(staged, force=True) as tmp:
-        save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler)
+        save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler, grounding)
     for item in staged.iterdir():
         replace_path(item, run / item.name)
     staged.rmdir()
-    return final
+    return {**final, "grounding": grounding_metrics["validation"]["all"]}
+
+
+def val_data_small(dataset: Dataset, episodes: list[int], config: VideoTrainConfig, grid) -> ClipData:
+    """The validation episodes at the plan's size, where the grounding net reads them."""
+    return ClipData(dataset, episodes, config.modalities, config.scale, grid)

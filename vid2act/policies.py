@@ -1,0 +1,221 @@
+"""One interface for every policy the evaluation loop (and any user's loop) drives:
+
+    policy.reset(scene)                    # a new episode, from its scene document
+    actions = policy.act(observation)      # [N, 4]: the next N actions; none left: the policy is done
+
+as LeRobot's `select_action`, except that a policy may return a chunk of actions (a plan's next part) rather
+than one. The loop executes them, renders, and asks again; a policy never touches the world it acts in.
+
+- `PlanPolicy`: ground the instruction once, then draw a chunk from the real frame, read its actions with the
+  IDM, return the first `replan_every` of them (closed loop); with `replan_every` 0 one whole-task plan,
+  all of its actions (UniPi's open loop). A chunk that holds still (the planner shows nothing more to do)
+  is drawn again with new noise, up to `STILL_PATIENCE` times in a row, before the policy says it is done;
+  each such chunk is counted (`stats()["still_plans"]`).
+- `GroundTruthVideoPolicy`: the oracle's own rollout video, read by the IDM (the IDM's ceiling).
+- `OraclePolicy`: the scripted expert. It reads the world, so it replays the expert's actions from a
+  shadow world restored from the same scene (PyBullet is deterministic: the same actions give the same
+  world).
+- `BehaviorCloningPolicy`: `vid2act train bc`, one action per frame. `RandomPolicy`: uniform moves."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from vid2act.sim.tasks import get_task
+from vid2act.sim.world import ACTION_SPACE
+
+TIME_LIMIT_FACTOR = 1.5  # every policy gets this many times the task's step limit
+STILL_PLAN_M = 0.01  # a chunk whose keyframes move the grasp point less than this, gripper unchanged, holds still
+STILL_PATIENCE = 3
+
+
+def time_limit(task_name: str) -> int:
+    return int(TIME_LIMIT_FACTOR * get_task(task_name).max_steps)
+
+
+@dataclass
+class Observation:
+    rgb: np.ndarray  # uint8 [H, W, 3], the camera's current frame
+    depth: np.ndarray  # float32 [H, W], metres
+    steps: int  # actions executed so far in this episode
+
+
+@dataclass
+class PlanRecord:
+    rgb: np.ndarray
+    depth: np.ndarray | None
+    seconds: float
+    after_actions: int
+    seed: int
+    still: bool
+
+
+class Policy:
+    name = "policy"
+
+    def __init__(self):
+        self.preview: np.ndarray | None = None  # per returned action, the frame the policy expects after it
+        self.seconds = {"generate": 0.0, "translate": 0.0}
+
+    def reset(self, scene: dict) -> None:
+        self.scene = scene
+        self.preview = None
+        self.seconds = {"generate": 0.0, "translate": 0.0}
+
+    def act(self, observation: Observation) -> np.ndarray:
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        return {}
+
+
+class _OneShot(Policy):
+    """A policy that knows its whole episode at reset: all of it on the first call, nothing after."""
+
+    def reset(self, scene: dict) -> None:
+        super().reset(scene)
+        self._actions = self.episode_actions(scene)
+        self._given = False
+
+    def episode_actions(self, scene: dict) -> np.ndarray:
+        raise NotImplementedError
+
+    def act(self, observation: Observation) -> np.ndarray:
+        if self._given:
+            return np.zeros((0, 4))
+        self._given = True
+        return self._actions
+
+
+class OraclePolicy(_OneShot):
+    name = "oracle"
+
+    def episode_actions(self, scene):
+        from vid2act.sim.env import Env
+        with Env(scene) as shadow:
+            return shadow.run(shadow.task.oracle(shadow.world, shadow.goal), max_steps=time_limit(scene["task"])).actions
+
+
+class RandomPolicy(_OneShot):
+    name = "random"
+
+    def episode_actions(self, scene):
+        low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
+        rng, limit = np.random.default_rng(scene["seed"]), time_limit(scene["task"])
+        return np.c_[rng.uniform(low[:3], high[:3], (limit, 3)), rng.integers(0, 2, limit)]
+
+
+class GroundTruthVideoPolicy(_OneShot):
+    name = "gt-video"
+
+    def __init__(self, idm, device: str = "cpu"):
+        super().__init__()
+        self.idm, self.device = idm, device
+
+    def episode_actions(self, scene):
+        from vid2act.idm.model import predict_actions
+        from vid2act.sim.env import Env
+        with Env(scene) as shadow:  # the oracle's rollout, in a world of its own
+            truth = shadow.run_oracle()
+        started = time.perf_counter()
+        depth = truth.depth if self.idm.architecture.modalities == "rgbd" else None
+        actions = predict_actions(self.idm, truth.rgb, depth, device=self.device)
+        self.seconds["translate"] += time.perf_counter() - started
+        return actions
+
+
+class BehaviorCloningPolicy(Policy):
+    name = "bc"
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def reset(self, scene):
+        from vid2act.video import text
+        super().reset(scene)
+        self.sentence = text.encode([scene["instruction"]])["pooled"][0]
+
+    def act(self, observation):
+        started = time.perf_counter()
+        depth = observation.depth if self.model.modalities == "rgbd" else None
+        action = self.model.act(observation.rgb, depth, self.sentence)
+        self.seconds["translate"] += time.perf_counter() - started
+        return action[None]
+
+
+class PlanPolicy(Policy):
+    name = "plan"
+
+    def __init__(self, pipe, idm, steps: int = 4, guidance: float = 1.0, replan_every: int = 8,
+                 device: str = "cpu"):
+        super().__init__()
+        self.pipe, self.idm, self.steps, self.guidance = pipe, idm, steps, guidance
+        self.replan_every, self.device = replan_every, device
+
+    def reset(self, scene):
+        super().reset(scene)
+        self.points = None
+        self.plans: list[PlanRecord] = []
+        self.still_run = 0
+
+    def _draw(self, observation: Observation, whole: bool):
+        import torch
+        seed = self.scene["seed"] * 1000 + len(self.plans)
+        started = time.perf_counter()
+        if self.points is None:  # where the instruction points, read once, off the episode's first frame
+            self.points = self.pipe.ground(observation.rgb, observation.depth, self.scene["instruction"])
+        draw = self.pipe.rollout if whole else self.pipe
+        plan = draw(observation.rgb, self.scene["instruction"], depth=observation.depth,
+                    num_inference_steps=self.steps, guidance_scale=self.guidance,
+                    generator=torch.Generator().manual_seed(seed), points=self.points)
+        seconds = time.perf_counter() - started
+        self.seconds["generate"] += seconds
+        return plan.rgb[0], (plan.depth[0] if plan.depth is not None else None), seconds, seed
+
+    def _translate(self, rgb, depth):
+        from vid2act.idm.model import expand_keyframes, keyframe_poses
+        started = time.perf_counter()
+        plan_depth = depth if self.idm.architecture.modalities == "rgbd" else None
+        points, grips = keyframe_poses(self.idm, rgb, plan_depth, self.device)
+        actions, heading = expand_keyframes(points, grips, self.pipe.shape.stride)
+        self.seconds["translate"] += time.perf_counter() - started
+        still = np.linalg.norm(points - points[0], axis=1).max() < STILL_PLAN_M and (grips == grips[0]).all()
+        return actions, heading, bool(still)
+
+    def act(self, observation):
+        whole = self.replan_every == 0
+        if whole and self.plans:
+            return np.zeros((0, 4))
+        while self.still_run < STILL_PATIENCE:
+            rgb, depth, seconds, seed = self._draw(observation, whole)
+            actions, heading, still = self._translate(rgb, depth)
+            self.plans.append(PlanRecord(rgb, depth, seconds, observation.steps, seed, still and not whole))
+            if whole or not still:
+                self.still_run = 0
+                count = len(actions) if whole else self.replan_every
+                self.preview = rgb[heading[:count]]
+                return actions[:count]
+            self.still_run += 1
+        return np.zeros((0, 4))
+
+    def stats(self):
+        return {"plans": len(self.plans), "still_plans": sum(p.still for p in self.plans)}
+
+
+def make_policy(name: str, models, steps: int = 4, guidance: float = 1.0, replan_every: int = 8,
+                device: str = "cpu") -> Policy:
+    """The policy `name` over already loaded models (`models.pipe`, `.idm`, `.bc` as the policy needs)."""
+    if name == "plan":
+        return PlanPolicy(models.pipe, models.idm, steps, guidance, replan_every, device)
+    if name == "gt-video":
+        return GroundTruthVideoPolicy(models.idm, device)
+    if name == "bc":
+        return BehaviorCloningPolicy(models.bc)
+    if name == "oracle":
+        return OraclePolicy()
+    if name == "random":
+        return RandomPolicy()
+    raise ValueError(f"unknown policy {name!r}")
