@@ -128,7 +128,7 @@ def test_the_policy_interface_drives_every_policy(tiny_planner):
 def test_bad_eval_options(tmp_path, args, code, fragment):
     run = vid2act("eval", *args, "--out", tmp_path / "ev")
     assert run.code == code, run.stderr
-    assert fragment in run.stderr and "Traceback" not in run.stderr
+    assert fragment in run.stderr and "please report it" not in run.stderr
     assert not (tmp_path / "ev").exists()
 
 

@@ -151,7 +151,7 @@ def test_bad_generate_options(planner, scene, tmp_path, args, code, fragment):
     args = ["--model", planner, *args] if "--model" not in args else args
     run = vid2act("generate", "--scene", scene, "--out", tmp_path / "plan", *args)
     assert run.code == code, run.stderr
-    assert fragment in run.stderr and "Traceback" not in run.stderr
+    assert fragment in run.stderr and "please report it" not in run.stderr
     assert not (tmp_path / "plan").exists()
 
 
@@ -200,7 +200,7 @@ def test_broken_planners_are_refused(planner, scene, tmp_path, damage, fragment)
     damage(broken)
     run = vid2act("generate", "--model", broken, "--scene", scene, "--out", tmp_path / "plan")
     assert run.code == 1, run.stderr
-    assert fragment in run.stderr and "Traceback" not in run.stderr
+    assert fragment in run.stderr and "please report it" not in run.stderr
     assert not (tmp_path / "plan").exists()
 
 
@@ -294,7 +294,7 @@ def test_bad_init_from_or_precision(planner, data, tmp_path, args, fragment):
     run = vid2act("train", "video", "--data", data, "--out", tmp_path / "run", "--steps", 1,
                   *TINY, "--init-from", planner, *args)
     assert run.code == 2, run.stderr
-    assert fragment in run.stderr and "Traceback" not in run.stderr
+    assert fragment in run.stderr and "please report it" not in run.stderr
 
 
 def test_a_half_scale_plan_comes_out_at_the_scene_size(planner, scene, tmp_path):
