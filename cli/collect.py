@@ -5,7 +5,7 @@ from typing import List
 
 import typer
 
-from vid2act.cli.common import IMAGE_SIZE_HELP, console, emit, handle_errors, parse_image_size
+from vid2act.cli.common import IMAGE_SIZE_HELP, LazyProgress, console, emit, handle_errors, parse_image_size
 
 
 @handle_errors
@@ -25,8 +25,7 @@ def collect(
     """Collect scripted expert demonstrations into a dataset folder. Prints the folder.
 
     Only successful episodes are kept. Rerunning an interrupted command resumes it."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from vid2act.data.collect import CollectConfig
     from vid2act.data.collect import collect as run
@@ -38,20 +37,18 @@ def collect(
     config = CollectConfig(tuple(names), episodes, split, seed, parse_image_size(image_size), previews)
     columns = (TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("collect", total=episodes, rate="")
+    with LazyProgress(*columns, total=episodes, rate="") as progress:
         frames = 0
 
         def on_start(todo: int, total: int) -> None:
-            progress.update(bar, completed=total - todo)
+            progress.update(completed=total - todo)
             if todo < total:
                 console.print(f"resuming {out}: {total - todo} of {total} episodes already there")
 
         def on_episode(record: dict) -> None:
             nonlocal frames
             frames += record["frames"]
-            elapsed = progress.tasks[0].elapsed or 1e-9
-            progress.update(bar, advance=1, rate=f"{frames / elapsed:.0f} frames/s")
+            progress.update(advance=1, rate=f"{frames / progress.elapsed:.0f} frames/s")
 
         info = run(config, out, workers=workers, force=force, on_episode=on_episode, on_start=on_start)
     counts = info["counts"]

@@ -1,16 +1,23 @@
 """What every command shares: the stderr console, error reporting, and option parsing."""
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import math
 import os
 import sys
 
 import typer
+from typer.core import TyperGroup
 from typer.exceptions import TyperException
 from rich.console import Console
 
 console = Console(stderr=True, soft_wrap=True)
+# typer vendors click in some versions: take its exception class from one typer exports
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+ENVIRONMENT_ERRORS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG,
+                      errno.ENOTDIR, errno.EISDIR, errno.EMFILE, errno.ENFILE, errno.EIO, errno.ELOOP}
 
 
 def fail(message: str, code: int = 1):
@@ -35,15 +42,27 @@ def handle_errors(command):
         except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(1)
-        except (typer.Exit, typer.Abort, TyperException):
+        except (typer.Exit, typer.Abort, TyperException, ClickException):
             raise
+        except OSError as e:  # the user's environment (read-only, full, too long a name), not a bug
+            if os.environ.get("VID2ACT_DEBUG") == "1" or e.errno not in ENVIRONMENT_ERRORS:
+                raise_bug(e)
+            where = f" {e.filename}" if e.filename else ""
+            fail(f"cannot write or read{where}: {e.strerror} (check the path, its permissions and the free space)", 1)
         except Exception as e:  # a bug, not a user error: say so, keep it short
-            if os.environ.get("VID2ACT_DEBUG") == "1":
-                raise
-            fail(f"unexpected {e.__class__.__name__}: {e} (rerun with VID2ACT_DEBUG=1 for the traceback, and "
-                 "please report it)", 1)
+            raise_bug(e)
 
     return wrapper
+
+
+BUG_MARKER = "please report it"  # ends the one line of an internal error, and only of one
+
+
+def raise_bug(e: Exception):
+    if os.environ.get("VID2ACT_DEBUG") == "1":
+        raise e
+    fail(f"unexpected {e.__class__.__name__}: {e} (rerun with VID2ACT_DEBUG=1 for the traceback, and "
+         f"{BUG_MARKER})", 1)
 
 
 def emit(value) -> None:
@@ -53,15 +72,69 @@ def emit(value) -> None:
     sys.stdout.flush()
 
 
+class OneLineErrors(TyperGroup):
+    """The root command: a usage error the parser finds (an unknown option, a value that is not a number) is
+    one line on stderr and exit 2, as vid2act's own errors are, instead of click's boxed form."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ClickException as e:
+            where = f"{e.ctx.command_path}: " if getattr(e, "ctx", None) is not None else ""
+            hint = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) is not None else ""
+            message = " ".join(e.format_message().split())
+            console.print(f"[bold red]error:[/] {where}{message}{hint}", highlight=False, soft_wrap=True)
+            code = e.exit_code
+        except typer.Abort:
+            console.print("[bold red]error:[/] aborted", highlight=False)
+            code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 def parse_image_size(text: str) -> tuple[int, int]:
+    from vid2act.sim.world import image_size_problem
     try:
         height, width = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not HxW, for example 48x64") from None
-    if height <= 0 or width <= 0 or height % 16 or width % 16:
-        raise typer.BadParameter(f"{text}: height and width must be positive multiples of 16")
+        raise typer.BadParameter(f"{text!r} is not HxW, for example 48x64", param_hint="--image-size") from None
+    problem = image_size_problem(height, width)
+    if problem:
+        raise typer.BadParameter(f"{text}: {problem}", param_hint="--image-size")
     return height, width
 
 
-IMAGE_SIZE_HELP = "Image size as HxW (multiples of 16)."
+class LazyProgress:
+    """A rich progress bar that appears only when the work it follows reports its first step, so that an
+    error found while checking the inputs is the only thing printed."""
+
+    def __init__(self, *columns, **task):
+        self.columns, self.task, self.progress, self.bar = columns, task, None, None
+
+    def update(self, **fields) -> None:
+        if self.progress is None:
+            from rich.progress import Progress
+            self.progress = Progress(*self.columns, console=console)
+            self.progress.start()
+            self.bar = self.progress.add_task("", **self.task)
+        self.progress.update(self.bar, **fields)
+
+    @property
+    def elapsed(self) -> float:
+        return (self.progress.tasks[0].elapsed or 1e-9) if self.progress is not None else 1e-9
+
+    @property
+    def remaining(self) -> float | None:
+        return self.progress.tasks[0].time_remaining if self.progress is not None else None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+
+
+IMAGE_SIZE_HELP = "Image size as HxW (multiples of 16, at most 1024)."
 FORCE_HELP = "Replace the output if it exists."

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from vid2act.cli.common import FORCE_HELP, console, emit, handle_errors
+from vid2act.cli.common import FORCE_HELP, LazyProgress, console, emit, handle_errors
 
 
 @handle_errors
@@ -31,7 +31,7 @@ def eval_command(
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
     """Success rates over many seeds, with 95 % intervals. Prints the aggregates as JSON."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
     from vid2act.eval import EvalConfig, evaluate
     from vid2act.sim.tasks import TASKS
@@ -53,13 +53,12 @@ def eval_command(
     columns = (TextColumn(f"eval {policy}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("success {task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn())
     wins = 0
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("eval", total=len(families) * episodes, rate="-")
+    with LazyProgress(*columns, total=len(families) * episodes, rate="-") as progress:
 
         def on_episode(record: dict, done: int, total: int) -> None:
             nonlocal wins
             wins += record["success"]
-            progress.update(bar, completed=done, rate=f"{wins}/{done} ({wins / done:.0%})")
+            progress.update(completed=done, rate=f"{wins}/{done} ({wins / done:.0%})")
 
         info = evaluate(config, force=force, on_episode=on_episode)
     for name, a in info["aggregates"].items():

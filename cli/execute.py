@@ -19,7 +19,7 @@ def execute(
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
     """Run actions from a scene: result.json, frames.npz and rollout.mp4. Prints the result JSON."""
-    from vid2act.files import (check_can_write, output_dir, read_actions, read_scene, result_document, write_frames,
+    from vid2act.files import (check_can_write, check_distinct, output_dir, read_actions, read_scene, result_document, write_frames,
                                write_json, write_scene, write_video)
     from vid2act.sim.env import Env
     from vid2act.sim.world import FPS
@@ -27,6 +27,7 @@ def execute(
     from vid2act.errors import UsageError
     if max_steps is not None and max_steps < 0:
         raise UsageError(f"--max-steps must be 0 or more (got {max_steps})")
+    check_distinct(out, next_scene)
     document = read_scene(scene_dir)
     values, actions_document = read_actions(actions)
     check_can_write(out, force)

@@ -29,14 +29,13 @@ def generate(
     """Draw a whole-task plan (a video of the task being done) from a start image and an instruction: the
     instruction grounded once, then chunks rolled forward on their own keyframes. Prints the plan folder."""
     from vid2act.files import check_can_write
-    from vid2act.training import make_accelerator
+    from vid2act.training import check_device
     from vid2act.video.generate import generate_plan, plan_document, read_start, write_plan_folder
     from vid2act.video.pipeline import check_sampling, load_planner, resolve_planner
     from vid2act.video.text import check_prompt
 
     check_sampling(steps, guidance, num_samples)
-    if device != "cpu":
-        make_accelerator(device)  # checks that the device exists
+    check_device(device)
     check_can_write(out, force)
     rgb, start_depth, text, scene_document = read_start(scene, image, depth, prompt)
     text = check_prompt(text)

@@ -7,8 +7,10 @@ import sys
 import typer
 
 from vid2act.cli import collect, demo, eval as eval_cli, execute, generate, oracle, scene, tasks, train, translate
+from vid2act.cli.common import OneLineErrors
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="vid2act",
     help="Robot control as video generation: scenes, demonstrations, plans, actions, rollouts.\n\n"
          "Every stage reads and writes files, so stages chain in shell scripts. Results go to stdout "

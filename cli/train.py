@@ -5,36 +5,38 @@ from pathlib import Path
 
 import typer
 
-from vid2act.cli.common import console, emit, handle_errors
+from vid2act.cli.common import LazyProgress, console, emit, handle_errors
 
 app = typer.Typer(help="Train the models of the pipeline.", no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]})
 
 
 def _run_with_progress(label: str, steps: int, run):
-    """Runs `run(on_step, on_message)` under a progress bar (loss, samples/s, ETA). Under `accelerate
+    """Runs `run(on_step, on_message)` under a progress bar (loss, samples/s, ETA) that appears with the first
+    step, so a run refused while checking its inputs prints its one error line alone. Under `accelerate
     launch` every process runs the command; only the first one reports. When stderr is a log file rather
     than a terminal, the bar cannot redraw, so a plain line is written once a minute instead."""
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                TextColumn("{task.fields[rate]} samples/s"), TextColumn("ETA"), TimeRemainingColumn())
     main_process = int(os.environ.get("RANK", "0")) == 0
-    with Progress(*columns, console=console, disable=not main_process) as progress:
-        bar = progress.add_task(label, total=steps, loss="-", rate="-")
+    with LazyProgress(*columns, total=steps, loss="-", rate="-") as progress:
         last_line = [time.monotonic()]
 
         def on_step(step: int, loss: float, rate: float) -> None:
-            progress.update(bar, completed=step, loss=f"{loss:.4f}", rate=f"{rate:.1f}")
-            if main_process and not console.is_terminal and time.monotonic() - last_line[0] >= 60:
+            if not main_process:
+                return
+            progress.update(completed=step, loss=f"{loss:.4f}", rate=f"{rate:.1f}")
+            if not console.is_terminal and time.monotonic() - last_line[0] >= 60:
                 last_line[0] = time.monotonic()
-                remaining = progress.tasks[bar].time_remaining
+                remaining = progress.remaining
                 eta = f"{remaining / 60:.0f} min" if remaining is not None else "-"
-                progress.console.print(f"{label}: step {step}/{steps}, loss {loss:.4f}, {rate:.1f} samples/s, "
-                                       f"ETA {eta}", highlight=False)
+                console.print(f"{label}: step {step}/{steps}, loss {loss:.4f}, {rate:.1f} samples/s, ETA {eta}",
+                              highlight=False)
 
-        return run(on_step, progress.console.print if main_process else (lambda text: None))
+        return run(on_step, console.print if main_process else (lambda text: None))
 
 
 @app.command("idm")
@@ -130,6 +132,8 @@ def bc(
     batch_size: int = typer.Option(128, "--batch-size", help="Samples per step and process."),
     lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Checkpoint every N steps."),
+    grounding: str = typer.Option("", "--grounding", help="A planner (folder or shipped name, e.g. default) whose "
+                                  "grounding heatmaps BC reads beside the frame, as the planner does."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
     seed: int = typer.Option(0, "--seed", help="Seeds initialisation and batch sampling."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
@@ -138,8 +142,9 @@ def bc(
     """Train the behavior-cloning baseline (frame + instruction -> action). Prints the run folder (--bc)."""
     from vid2act.bc import BCTrainConfig, train_bc
 
-    config = BCTrainConfig(str(data), str(out), modalities, width, steps=steps, batch_size=batch_size, lr=lr,
-                           checkpoint_every=checkpoint_every, seed=seed, device=device)
+    config = BCTrainConfig(data=str(data), out=str(out), modalities=modalities, width=width, steps=steps,
+                           batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, seed=seed, device=device,
+                           grounding=grounding)
     metrics = _run_with_progress("train bc", steps, lambda on_step, on_message: train_bc(
         config, resume=resume, force=force, on_step=on_step, on_message=on_message))
     if metrics:

@@ -108,7 +108,7 @@ def test_more_episodes_extend_a_finished_dataset(dataset, tmp_path):
     (["--tasks", "fly"], 2, "unknown task 'fly'"),
     (["--tasks", "push", "--split", "test", "--seed", 999_999], 2, "beyond the test split's range"),
     (["--tasks", "push", "--episodes", "0"], 2, "at least 1"),
-    (["--tasks", "push", "--workers", "0"], 2, "at least 1"),
+    (["--tasks", "push", "--workers", "0"], 2, "--workers must lie between 1 and"),
 ])
 def test_collect_bad_usage(tmp_path, args, code, fragment):
     if "--episodes" not in args:

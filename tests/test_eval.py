@@ -168,6 +168,28 @@ def test_bc_trains_and_runs_closed_loop(demos, tmp_path):
     assert run.code == 1 and "corrupt" in run.stderr and not (tmp_path / "ev2").exists()
 
 
+def test_bc_with_the_planners_grounding_reads_its_heatmaps(demos, tiny_planner, tmp_path):
+    run = vid2act("train", "bc", "--data", demos, "--out", tmp_path / "bc", "--steps", 5, "--batch-size", 8,
+                  "--width", 8, "--grounding", tiny_planner)
+    assert run.code == 0, run.stderr
+    config = json.loads((tmp_path / "bc" / "config.json").read_text())
+    assert config["architecture"]["grounded"] is True
+    assert (tmp_path / "bc" / "grounding" / "model.safetensors").exists()
+    from vid2act.bc import load_bc
+    from vid2act.sim.env import Env, make_scene
+    policy = load_bc(str(tmp_path / "bc"))
+    scene = make_scene("push", 1_000_003, "test")
+    with Env(scene) as env:
+        rgb, depth = env.world.render()
+    points = policy.grounder.locate(rgb, depth, scene["instruction"])
+    assert points.shape == (2, 2)
+    from vid2act.video.pipeline import load_planner
+    assert np.allclose(points.numpy(), load_planner(str(tiny_planner)).ground(rgb, depth, scene["instruction"]))
+    run = vid2act("eval", "--policy", "bc", "--bc", tmp_path / "bc", "--tasks", "push", "--episodes", 1,
+                  "--out", tmp_path / "ev")
+    assert run.code == 0, run.stderr
+
+
 def test_random_policy_acts_until_the_time_limit(tmp_path):
     run = vid2act("eval", "--policy", "random", "--tasks", "reach", "--episodes", 2, "--out", tmp_path / "ev")
     assert run.code == 0, run.stderr

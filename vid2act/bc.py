@@ -5,7 +5,11 @@ Same encoder budget as the IDM (its conv encoder, same width), plus the instruct
 embedding, projected and joined with the image features before the action head. Moves are regressed
 (normalized by the dataset's statistics), the gripper classified. Saved as config.json (`type`
 vid2act.bc/1) + model.safetensors, trained by one loop that reuses the IDM's checkpointing and accelerate
-set-up, so `--resume` after kill -9 continues exactly."""
+set-up, so `--resume` after kill -9 continues exactly.
+
+With `grounding` (a planner), BC reads what the planner reads besides the frame: the two heatmaps of where
+the named object is and where it goes, from that planner's grounding net (trained on the demonstrations
+alone), kept in the policy's `grounding/` folder. "Plan vs BC" then compares the two at equal information."""
 from __future__ import annotations
 
 import time
@@ -24,9 +28,11 @@ from vid2act.errors import UsageError, Vid2ActError
 from vid2act.files import write_json
 from vid2act.idm.model import encoder_layers, resolve
 from vid2act.idm.train import load_checkpoint, save_checkpoint
-from vid2act.training import CHECKPOINT, held_out_split, learning_rate, make_accelerator, start_run
+from vid2act.training import CHECKPOINT, check_positive, held_out_split, learning_rate, make_accelerator, start_run
 from vid2act.sim.world import ACTION_SPACE
 from vid2act.video import text
+from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, GroundingNet, demo_pixels, heatmaps,
+                                     load_grounding, locate, save_grounding)
 
 BC_TYPE = "vid2act.bc/1"
 
@@ -47,41 +53,74 @@ class BCTrainConfig:
     checkpoint_every: int = 250
     seed: int = 0
     device: str = "cpu"
+    grounding: str = ""  # a planner (folder or shipped name) whose grounding heatmaps BC reads too; "" none
 
     def check(self) -> None:
         if self.modalities not in ("rgb", "rgbd"):
             raise UsageError(f"unknown modalities {self.modalities!r}; choose rgb or rgbd")
-        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise UsageError("--steps, --batch-size and --lr must be positive")
+        check_positive(self, ("steps", "batch_size", "lr", "width", "checkpoint_every"))
+
+
+class Grounder:
+    """A planner's grounding net and how it reads a frame (the planner's scale and depth normalization); a
+    plain object, so that its weights stay out of the BC policy's own."""
+
+    def __init__(self, net: GroundingNet, input: dict):
+        self.net, self.input = net.eval(), input
+
+    @torch.no_grad()
+    def locate(self, rgb: np.ndarray, depth: np.ndarray | None, prompt: str) -> torch.Tensor:
+        """The two points [2, 2] (column, row on the grounding's grid) for a frame and its instruction."""
+        from vid2act.video.pipeline import shrink, to_model
+        small = shrink(torch.from_numpy(rgb)[None], torch.from_numpy(depth)[None] if depth is not None else None,
+                       self.input["scale"])
+        embedded = text.encode([prompt])
+        logits = self.net(to_model(*small, self.input["depth_mean"], self.input["depth_std"]), embedded["tokens"],
+                          embedded["mask"])
+        return locate(logits)[0]
 
 
 class BCPolicy(nn.Module):
-    def __init__(self, modalities: str, image_size, width: int, hidden: int, normalization: dict):
+    def __init__(self, modalities: str, image_size, width: int, hidden: int, normalization: dict,
+                 grounded: bool = False):
         super().__init__()
         self.modalities, self.image_size, self.width, self.hidden = modalities, tuple(image_size), width, hidden
-        self.normalization = normalization
-        channels = 4 if modalities == "rgbd" else 3
+        self.normalization, self.grounded = normalization, grounded
+        self.grounder: Grounder | None = None  # with `grounded`: what makes the heatmaps (not trained here)
+        channels = (4 if modalities == "rgbd" else 3) + (2 if grounded else 0)
         self.image = nn.Sequential(*encoder_layers(channels, width, self.image_size, hidden))
         self.instruction = nn.Sequential(nn.Linear(text.EMBEDDING_DIM, hidden), nn.SiLU())
         self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, 4))
         self.register_buffer("move_mean", torch.tensor(normalization["move"]["mean"]), persistent=False)
         self.register_buffer("move_std", torch.tensor(normalization["move"]["std"]), persistent=False)
 
-    def forward(self, rgb: torch.Tensor, depth: torch.Tensor | None, sentence: torch.Tensor) -> torch.Tensor:
-        """uint8 rgb [B, H, W, 3], depth [B, H, W] metres, sentence embedding [B, 384] -> [B, 4]."""
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor | None, sentence: torch.Tensor,
+                heat: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 rgb [B, H, W, 3], depth [B, H, W] metres, sentence embedding [B, 384] (and with grounding the
+        heatmaps [B, 2, H, W]) -> [B, 4]."""
         x = rgb.float() / 127.5 - 1.0
         if self.modalities == "rgbd":
             d = (depth.float() - self.normalization["depth"]["mean"]) / self.normalization["depth"]["std"]
             x = torch.cat([x, d.unsqueeze(-1)], dim=-1)
-        features = torch.cat([self.image(x.permute(0, 3, 1, 2)), self.instruction(sentence)], dim=1)
+        x = x.permute(0, 3, 1, 2)
+        if self.grounded:
+            x = torch.cat([x, heat.to(x.dtype)], dim=1)
+        features = torch.cat([self.image(x), self.instruction(sentence)], dim=1)
         return self.head(features)
 
+    def heat(self, points: torch.Tensor) -> torch.Tensor:
+        """Grid points [B, 2, 2] of the grounding -> heatmaps [B, 2, H, W] at the frame's size."""
+        scale = self.grounder.input["scale"]
+        return heatmaps(points * scale, self.image_size, HEATMAP_SIGMA * scale)
+
     @torch.no_grad()
-    def act(self, rgb: np.ndarray, depth: np.ndarray | None, sentence: torch.Tensor) -> np.ndarray:
-        """One action (metres, gripper command) for one frame."""
+    def act(self, rgb: np.ndarray, depth: np.ndarray | None, sentence: torch.Tensor,
+            points: torch.Tensor | None = None) -> np.ndarray:
+        """One action (metres, gripper command) for one frame (and, grounded, the episode's two points)."""
         self.eval()
+        heat = self.heat(points[None]) if self.grounded else None
         out = self(torch.from_numpy(rgb)[None], torch.from_numpy(depth)[None] if depth is not None else None,
-                   sentence[None])[0]
+                   sentence[None], heat)[0]
         move = out[:3] * self.move_std + self.move_mean
         return np.array([*move.double().numpy(), float(out[3] > 0)])
 
@@ -91,11 +130,14 @@ def save_bc(model: BCPolicy, folder: Path, extra: dict) -> None:
 
     from vid2act.files import write_bytes, write_json
     config = {"type": BC_TYPE, "architecture": {"modalities": model.modalities, "image_size": list(model.image_size),
-                                                "width": model.width, "hidden": model.hidden},
+                                                "width": model.width, "hidden": model.hidden,
+                                                "grounded": model.grounded},
               "action_space": ACTION_SPACE, "normalization": model.normalization,
               "text_encoder": text.ENCODER_NAME, **extra}
     write_bytes(Path(folder) / "model.safetensors",
                 save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
+    if model.grounded:
+        save_grounding(Path(folder) / GROUNDING_FOLDER, model.grounder.net, {"input": model.grounder.input})
     write_json(Path(folder) / "config.json", config)
 
 
@@ -114,8 +156,12 @@ def load_bc(reference: str, device: str = "cpu") -> BCPolicy:
     check_action_space(config.get("action_space", {}), config_path)
     try:
         a = config["architecture"]
-        model = BCPolicy(a["modalities"], a["image_size"], a["width"], a["hidden"], config["normalization"])
+        model = BCPolicy(a["modalities"], a["image_size"], a["width"], a["hidden"], config["normalization"],
+                         a.get("grounded", False))
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        if model.grounded:
+            net, grounding_config = load_grounding(folder / GROUNDING_FOLDER)
+            model.grounder = Grounder(net, grounding_config["input"])
     except (KeyError, TypeError) as e:
         raise Vid2ActError(f"{config_path} is malformed ({e.__class__.__name__}: {e})") from None
     except (RuntimeError, SafetensorError, OSError) as e:
@@ -131,24 +177,36 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
     config.check()
     accelerator = make_accelerator(config.device)
     run = Path(config.out)
+    dataset = Dataset(config.data)  # checked before the run folder exists: a refusal leaves nothing
+    train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
+    planner = None
+    if config.grounding:
+        from vid2act.video.pipeline import load_planner
+        planner = load_planner(config.grounding)
+        if planner.shape.image_size != tuple(dataset.info["image_size"]):
+            raise UsageError(f"--grounding {config.grounding} reads {planner.shape.image_size} frames; the "
+                             f"dataset's are {tuple(dataset.info['image_size'])}")
     start_run(accelerator, run, resume, force, on_message)
 
     # Data: every (frame, action) pair of the training episodes in memory, the last episodes held out.
-    dataset = Dataset(config.data)
-    train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
+
+    grid = planner.shape.plan_size if planner is not None else (1, 1)
 
     def load(episodes):
-        rgb, depth, actions, prompts = [], [], [], []
+        """Every (frame, action) pair, its prompt, and its episode's two demonstrated places on the grid."""
+        rgb, depth, actions, prompts, places = [], [], [], [], []
         for i in episodes:
-            e = dataset.episode(i, ("rgb", "depth", "actions", "instruction"))
+            e = dataset.episode(i, ("rgb", "depth", "actions", "instruction", "ee_target", "scene"))
             rgb.append(e["rgb"][:-1])
             depth.append(e["depth"][:-1])
             actions.append(e["actions"])
             prompts += [str(e["instruction"])] * len(e["actions"])
+            places.append(np.repeat(demo_pixels(e, grid)[None], len(e["actions"]), axis=0))
         return (torch.from_numpy(np.concatenate(rgb)), torch.from_numpy(np.concatenate(depth)),
-                torch.from_numpy(np.concatenate(actions).astype(np.float32)), prompts)
+                torch.from_numpy(np.concatenate(actions).astype(np.float32)), prompts,
+                torch.from_numpy(np.concatenate(places)).float())
 
-    rgb, depth, actions, prompts = load(train_episodes)
+    rgb, depth, actions, prompts, places = load(train_episodes)
     val = load(val_episodes)
     unique = sorted(set(prompts) | set(val[3]))
     sentences = text.encode(unique)["pooled"]
@@ -160,13 +218,20 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
     on_message(f"{len(actions)} training pairs, {len(val[2])} for validation")
 
     torch.manual_seed(config.seed)
-    model = BCPolicy(config.modalities, dataset.info["image_size"], config.width, config.hidden, normalization)
+    model = BCPolicy(config.modalities, dataset.info["image_size"], config.width, config.hidden, normalization,
+                     grounded=planner is not None)
+    if planner is not None:
+        model.grounder = Grounder(planner.grounding, {"scale": planner.shape.scale,
+                                                      "depth_mean": planner.planner["depth_mean"],
+                                                      "depth_std": planner.planner["depth_std"],
+                                                      "planner": config.grounding})
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start, history, seconds_before = 0, [], 0.0
     if resume and (run / CHECKPOINT).exists():
         start, history, seconds_before = load_checkpoint(run, model, optimizer, config)
         on_message(f"resuming {run} at step {start}")
     model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
     mean, std = torch.tensor(normalization["move"]["mean"]), torch.tensor(normalization["move"]["std"])
     use_depth = config.modalities == "rgbd"
 
@@ -176,8 +241,12 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
         rng = np.random.default_rng([config.seed, step, accelerator.process_index])
         rows = torch.from_numpy(rng.integers(0, len(actions), config.batch_size))
         target = actions[rows]
+        heat = None
+        if planner is not None:  # the demonstrated places, off by a fraction of a cell as the grounding is
+            jitter = torch.from_numpy(rng.normal(0, 0.3, (len(rows), 2, 2))).float()
+            heat = unwrapped.heat(places[rows] + jitter).to(accelerator.device)
         out = model(rgb[rows].to(accelerator.device), depth[rows].to(accelerator.device) if use_depth else None,
-                    sentences[sentence_of[rows]].to(accelerator.device))
+                    sentences[sentence_of[rows]].to(accelerator.device), heat)
         loss = (F.mse_loss(out[:, :3], ((target[:, :3] - mean) / std).to(accelerator.device))
                 + F.binary_cross_entropy_with_logits(out[:, 3], target[:, 3].to(accelerator.device)))
         for group in optimizer.param_groups:
@@ -196,11 +265,12 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
         return {}
     policy = accelerator.unwrap_model(model).eval()
     with torch.no_grad():
-        v_rgb, v_depth, v_actions, v_prompts = val
+        v_rgb, v_depth, v_actions, v_prompts, v_places = val
         predicted = []
         for k in range(0, len(v_actions), 512):
+            heat = policy.heat(v_places[k:k + 512]) if policy.grounded else None
             predicted.append(policy(v_rgb[k:k + 512], v_depth[k:k + 512] if use_depth else None,
-                                    sentences[[row[p] for p in v_prompts[k:k + 512]]]))
+                                    sentences[[row[p] for p in v_prompts[k:k + 512]]], heat))
         predicted = torch.cat(predicted)
     moves = predicted[:, :3] * std + mean
     metrics = {"normalized_mse": dict(zip(("dx", "dy", "dz"), (((moves - v_actions[:, :3]) ** 2).mean(0)

@@ -9,3 +9,17 @@ class Vid2ActError(Exception):
 class UsageError(Vid2ActError):
     """The command line asks for something impossible (unknown task, seed out of range...): exit code 2."""
     exit_code = 2
+
+
+MAX_WORKERS = 256  # processes a command may start
+
+
+def check_range(option: str, value, low, high) -> None:
+    """A count-, size- or scale-like option must be a finite number in [low, high], checked before any work."""
+    import math
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{option} must be a finite number (got {value})")
+    if not low <= value <= high:
+        raise UsageError(f"{option} must lie between {low} and {high} (got {value})")

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from vid2act.errors import UsageError
+from vid2act.errors import MAX_WORKERS, UsageError, check_range
 from vid2act.files import (actions_document, output_dir, write_frames, write_json, write_plan, write_scene,
                            write_video)
 from vid2act.sim.tasks import TASKS, get_task, seed_range
@@ -55,12 +55,19 @@ class EvalConfig:
             raise UsageError(f"--split must be test or heldout (got {self.split!r}); train seeds are for training")
         if self.episodes < 1:
             raise UsageError(f"--episodes must be at least 1 (got {self.episodes})")
+        first, last = seed_range(self.split)
+        if self.first_seed < 0 or first + self.first_seed + self.episodes - 1 > last:
+            raise UsageError(f"--first-seed {self.first_seed} with {self.episodes} episodes needs seeds outside the "
+                             f"{self.split} split's range [{first}, {last}]")
         if self.replan_every < 0:
             raise UsageError(f"--replan-every must be 0 (open loop) or more (got {self.replan_every})")
         from vid2act.video.pipeline import check_sampling
         check_sampling(self.steps, self.guidance, 1)
-        if self.workers < 1:
-            raise UsageError(f"--workers must be at least 1 (got {self.workers})")
+        check_range("--workers", self.workers, 1, MAX_WORKERS)
+        from vid2act.training import check_device
+        check_device(self.device)
+        if self.precision not in ("fp32", "bf16"):
+            raise UsageError(f"unknown --precision {self.precision!r}; choose fp32 or bf16")
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -176,7 +183,10 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
 
 
 def _worker_init(threads: int) -> None:
+    import signal
+
     import torch
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     torch.set_num_threads(threads)
 
 
@@ -210,11 +220,14 @@ def evaluate(config: EvalConfig, force: bool = False,
         else:
             import multiprocessing
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(config.workers, mp_context=context, initializer=_worker_init,
-                                     initargs=(max(1, (os.cpu_count() or 1) // config.workers),)) as pool:
+            pool = ProcessPoolExecutor(config.workers, mp_context=context, initializer=_worker_init,
+                                       initargs=(max(1, (os.cpu_count() or 1) // config.workers),))
+            try:
                 for record in pool.map(_episode_job, jobs):
                     records.append(record)
                     on_episode(record, len(records), len(jobs))
+            finally:  # on an error or Ctrl-C, the episodes not yet started are dropped, not run
+                pool.shutdown(wait=True, cancel_futures=True)
         seconds = time.perf_counter() - started
         info = {"format": EVAL_FORMAT, "config": asdict(config), "aggregates": aggregate(records),
                 "wall_seconds": round(seconds, 2), "episodes_per_hour": round(3600 * len(records) / seconds, 1),

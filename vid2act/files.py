@@ -2,6 +2,9 @@
 each format; every write is atomic (a temporary file or folder, then a rename)."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import io
 import json
 import math
@@ -19,23 +22,87 @@ import numpy as np
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.sim.env import SCENE_FORMAT
 from vid2act.sim.tasks import TASKS
-from vid2act.sim.world import ACTION_SPACE, image_size_ok
+from vid2act.sim.world import ACTION_SPACE, image_size_problem
 
 ACTIONS_FORMAT = "vid2act.actions/1"
 RESULT_FORMAT = "vid2act.result/1"
 STDIO = "-"
+NAME_MAX = 255  # bytes in one path component, on every common file system
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
 # --- atomic writes ----------------------------------------------------------------------------------
 def check_can_write(path: Path, force: bool) -> None:
-    if path.exists() and not force:
+    """Refuse, before any work, an output that exists (a dangling symlink included) without `force`, or whose
+    folder cannot be made because a file is in the way."""
+    path = Path(path)
+    if os.path.lexists(path) and not force:
         raise UsageError(f"{path} already exists; pass --force to replace it, or choose another --out")
+    if len(os.fsencode(path.name)) > NAME_MAX - len(".XXXXXXXX.tmp.old") - 1:  # its temporary twin must fit too
+        raise UsageError(f"cannot write {path}: its name is {len(os.fsencode(path.name))} bytes, longer than this "
+                         f"file system allows ({NAME_MAX}, less the temporary suffix); choose a shorter --out")
+    for parent in path.absolute().parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise UsageError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+def check_distinct(*paths) -> None:
+    """Refuse outputs of one command that are the same path or lie one inside the other."""
+    named = [(Path(p), Path(os.path.abspath(p))) for p in paths if p is not None and str(p) != STDIO]
+    for i, (a, full_a) in enumerate(named):
+        for b, full_b in named[i + 1:]:
+            if full_a == full_b or full_a in full_b.parents or full_b in full_a.parents:
+                relation = "are the same path" if full_a == full_b else "lie one inside the other"
+                raise UsageError(f"the outputs {a} and {b} {relation}; give each its own place")
+
+
+def _rename_noreplace_call():
+    """The kernel's rename that fails when the destination exists (Linux renameat2, macOS renamex_np), or None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    except OSError:
+        return None
+    if hasattr(libc, "renameat2"):  # glibc >= 2.28, musl
+        at_fdcwd, noreplace = -100, 1
+        return lambda src, dst: libc.renameat2(at_fdcwd, src, at_fdcwd, dst, noreplace)
+    if hasattr(libc, "renamex_np"):
+        return lambda src, dst: libc.renamex_np(src, dst, 0x4)  # RENAME_EXCL
+    return None
+
+
+_RENAME_NOREPLACE = _rename_noreplace_call()
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Move `src` to `dst` only if nothing is at `dst`, in one step: of two commands writing the same output,
+    exactly one wins and the other gets FileExistsError."""
+    if _RENAME_NOREPLACE is not None:
+        if _RENAME_NOREPLACE(os.fsencode(src), os.fsencode(dst)) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), str(dst))
+    # no such call (or the file system lacks it): a hard link for files, a check for folders
+    if Path(src).is_dir():
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+        os.rename(src, dst)
+    else:
+        os.link(src, dst)
+        os.unlink(src)
+
+
+def _appeared(path: Path) -> UsageError:
+    return UsageError(f"{path} already exists (it appeared while this command ran: is another one writing it?); "
+                      "pass --force to replace it, or choose another --out")
+
+
+def write_bytes(path: Path, data: bytes, replace: bool = True) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename; with `replace` False
+    the rename fails if `path` appeared meanwhile."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -43,7 +110,13 @@ def write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; outputs get the usual permissions
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                rename_noreplace(Path(tmp), path)
+            except FileExistsError:
+                raise _appeared(path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -65,8 +138,9 @@ def write_npz(path: Path, arrays: dict) -> None:
 
 @contextmanager
 def output_dir(path: Path, force: bool = False) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `path`; on success it replaces `path` in one rename, on
-    failure it disappears, so a reader never sees a half-written output."""
+    """Yield an empty temporary folder beside `path`; on success it takes `path`'s name in one rename, on
+    failure it disappears, so a reader never sees a half-written output. Without `force` the rename never
+    replaces what appeared at `path` meanwhile."""
     path = Path(path)
     check_can_write(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +148,13 @@ def output_dir(path: Path, force: bool = False) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp
-        replace_path(tmp, path)
+        if force:
+            replace_path(tmp, path)
+        else:
+            try:
+                rename_noreplace(tmp, path)
+            except FileExistsError:
+                raise _appeared(path) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -161,8 +241,9 @@ def _check_scene(scene: dict, where: Path) -> None:
                       ("camera", dict), ("state", dict), ("action_space", dict)):
         require(scene, key, kind, where)
     height, width = scene["image_size"]
-    if not image_size_ok(height, width):
-        raise Vid2ActError(f"{where}: image size {height}x{width} is not a multiple of 16")
+    problem = image_size_problem(height, width)
+    if problem:
+        raise Vid2ActError(f"{where}: image size {height}x{width}: {problem}")
     check_action_space(scene["action_space"], where)
     state = scene["state"]
     names = set()
@@ -206,7 +287,7 @@ def write_actions(path, actions: np.ndarray, source: dict, force: bool = False) 
         sys.stdout.flush()
     else:
         check_can_write(Path(path), force)
-        write_json(Path(path), document)
+        write_bytes(Path(path), dumps(document).encode(), replace=force)
 
 
 def read_actions(path) -> tuple[np.ndarray, dict]:
@@ -295,6 +376,8 @@ def read_frames(path) -> tuple[np.ndarray, np.ndarray | None]:
             raise Vid2ActError(f"{path} is not a readable npz ({e.__class__.__name__}: {e})") from None
         if depth is not None and depth.shape != rgb.shape[:3]:
             raise Vid2ActError(f"{path}: depth {depth.shape} does not match rgb {rgb.shape[:3]}")
+        if depth is not None:
+            check_finite_depth(depth, path)
         return rgb, depth
     if path.suffix.lower() in VIDEO_SUFFIXES:
         import imageio.v3 as iio
@@ -308,6 +391,16 @@ def read_frames(path) -> tuple[np.ndarray, np.ndarray | None]:
         return _check_rgb(np.ascontiguousarray(frames), path), None
     raise Vid2ActError(f"{path}: unknown input; give a plan or rollout folder, a frames or episode .npz, "
                        f"a video ({', '.join(VIDEO_SUFFIXES)}) or a folder of PNGs")
+
+
+def check_finite_depth(depth: np.ndarray, where) -> None:
+    """Depth [T, H, W] or [H, W] in metres must hold no NaN or infinity: say where the first one is."""
+    bad = ~np.isfinite(depth)
+    if bad.any():
+        at = np.argwhere(bad)[0]
+        place = (f"frame {at[0]}, row {at[1]}, column {at[2]}" if depth.ndim == 3 else f"row {at[0]}, column {at[1]}")
+        raise Vid2ActError(f"{where}: the depth holds {int(bad.sum())} NaN or infinite values (first at {place}); "
+                           "depth must be finite metres")
 
 
 def _read_pngs(paths: list[Path]) -> list[np.ndarray]:

@@ -137,11 +137,14 @@ class BehaviorCloningPolicy(Policy):
         from vid2act.video import text
         super().reset(scene)
         self.sentence = text.encode([scene["instruction"]])["pooled"][0]
+        self.points = None
 
     def act(self, observation):
         started = time.perf_counter()
         depth = observation.depth if self.model.modalities == "rgbd" else None
-        action = self.model.act(observation.rgb, depth, self.sentence)
+        if self.model.grounded and self.points is None:  # read once, off the first frame, as the planner does
+            self.points = self.model.grounder.locate(observation.rgb, observation.depth, self.scene["instruction"])
+        action = self.model.act(observation.rgb, depth, self.sentence, self.points)
         self.seconds["translate"] += time.perf_counter() - started
         return action[None]
 

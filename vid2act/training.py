@@ -14,14 +14,26 @@ from vid2act.errors import UsageError, Vid2ActError
 CHECKPOINT = "checkpoint"
 
 
-def make_accelerator(device: str, mixed_precision: str = "no"):
-    from accelerate import Accelerator
+def check_positive(config, names) -> None:
+    """Each named field of `config` must be a finite number above 0 (NaN and infinity are refused too)."""
+    for name in names:
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number (got {value})")
+
+
+def check_device(device: str) -> None:
+    if device not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unknown --device {device!r}; choose cpu, cuda or mps")
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available here")
     if device == "mps" and not torch.backends.mps.is_available():
         raise UsageError("--device mps: no Apple GPU is available here")
-    if device not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"unknown --device {device!r}; choose cpu, cuda or mps")
+
+
+def make_accelerator(device: str, mixed_precision: str = "no"):
+    from accelerate import Accelerator
+    check_device(device)
     if mixed_precision not in ("no", "bf16", "fp16"):
         raise UsageError(f"unknown --mixed-precision {mixed_precision!r}; choose no, bf16 or fp16")
     if mixed_precision == "fp16" and device == "cpu":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -16,11 +17,11 @@ from typing import Callable
 from vid2act import __version__
 from vid2act.data.dataset import (DATASET_FORMAT, dataset_stats, episode_path, read_episode, write_episode,
                                   write_meta)
-from vid2act.errors import UsageError, Vid2ActError
+from vid2act.errors import MAX_WORKERS, UsageError, Vid2ActError, check_range
 from vid2act.files import load_json, write_video
 from vid2act.sim.env import Env, make_scene
 from vid2act.sim.tasks import SEED_RANGES, SPLITS, TASKS, get_task, seed_range
-from vid2act.sim.world import ACTION_SPACE, FPS, FRAME_INTERVAL, TIMESTEP, image_size_ok
+from vid2act.sim.world import ACTION_SPACE, FPS, FRAME_INTERVAL, TIMESTEP, image_size_problem
 
 ATTEMPTS = 4  # seeds reserved per episode, for the rare scene the oracle fails
 
@@ -45,8 +46,9 @@ class CollectConfig:
         if self.seed < 0 or first + self.seed + self.episodes * ATTEMPTS - 1 > last:
             raise UsageError(f"--seed {self.seed} with {self.episodes} episodes needs seeds beyond the {self.split} "
                              f"split's range [{first}, {last}] ({ATTEMPTS} seeds per episode)")
-        if not image_size_ok(*self.image_size):
-            raise UsageError(f"image size {self.image_size[0]}x{self.image_size[1]} must be multiples of 16")
+        problem = image_size_problem(*self.image_size)
+        if problem:
+            raise UsageError(f"image size {self.image_size[0]}x{self.image_size[1]}: {problem}")
 
     def identity(self) -> dict:
         """What must match for an existing folder to be resumed (the episode count may grow)."""
@@ -80,17 +82,47 @@ def collect_episode(config: CollectConfig, root: Path, index: int) -> dict:
     return {"index": index, "task": task, "seed": seed, "attempt": attempt, "frames": len(rollout.rgb)}
 
 
+_PARENT: list[int] = []  # in a worker: the pid of the collect that started it
+
+
+def _worker_init() -> None:
+    """A worker dies with its parent: a kill -9 of `vid2act collect` must not leave workers writing episodes
+    (Linux: the kernel's parent-death signal; elsewhere the check before each episode)."""
+    import ctypes
+    import signal
+    import sys
+    _PARENT.append(os.getppid())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != _PARENT[0]:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def _collect_episode(args):
+    if _PARENT and os.getppid() != _PARENT[0]:
+        os._exit(1)
     return collect_episode(*args)
 
 
-def prepare(config: CollectConfig, root: Path, force: bool) -> list[int]:
-    """Create or reopen the dataset folder; return the indices of the episodes still to collect."""
+LOCK_FILE = ".lock"  # inside the dataset folder; held (flock) by the collect writing it
+
+
+def prepare(config: CollectConfig, root: Path, force: bool) -> tuple[list[int], int]:
+    """Create or reopen the dataset folder and lock it for this process; return the indices of the episodes
+    still to collect and the lock's file descriptor (closing it releases the lock)."""
+    import fcntl
     root = Path(root)
     info_path = root / "meta" / "info.json"
-    if root.exists() and force:
-        shutil.rmtree(root)
-    elif root.exists() and any(root.iterdir()):
+    if os.path.lexists(root) and (root.is_symlink() or not root.is_dir()):
+        if not force:
+            raise UsageError(f"{root} already exists and is not a folder; pass --force to replace it, or choose "
+                             "another --out")
+        root.unlink()
+    elif root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()) and not force:
         if not info_path.exists():
             raise UsageError(f"{root} exists and is not a vid2act dataset; pass --force to replace it")
         previous = load_json(info_path, "dataset info").get("config", {})
@@ -98,10 +130,21 @@ def prepare(config: CollectConfig, root: Path, force: bool) -> list[int]:
         if previous != config.identity():
             raise UsageError(f"{root} holds a dataset collected with other settings ({previous}); "
                              "pass --force to replace it, or choose another --out")
+    root.mkdir(parents=True, exist_ok=True)
+    lock = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        raise UsageError(f"another vid2act collect is writing {root}; wait for it to finish or stop it") from None
+    if force:
+        for item in root.iterdir():
+            if item.name != LOCK_FILE:
+                shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
     for stale in root.glob("*/.*.tmp"):  # left by an interrupted write
         stale.unlink()
     write_meta(root, info(config, complete=False))
-    return [i for i in range(config.episodes) if not episode_path(root, i).exists()]
+    return [i for i in range(config.episodes) if not episode_path(root, i).exists()], lock
 
 
 def info(config: CollectConfig, complete: bool, counts: dict | None = None) -> dict:
@@ -120,21 +163,26 @@ def collect(config: CollectConfig, root: Path, workers: int = 1, force: bool = F
             on_episode: Callable[[dict], None] = lambda record: None, on_start=lambda todo, total: None) -> dict:
     """Collect every missing episode of `config` into `root`, then write the statistics. Returns info."""
     config.check()
-    if workers < 1:
-        raise UsageError(f"--workers must be at least 1, not {workers}")
+    check_range("--workers", workers, 1, MAX_WORKERS)
     root = Path(root)
-    todo = prepare(config, root, force)
-    on_start(len(todo), config.episodes)
-    jobs = [(config, root, index) for index in todo]
-    if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            on_episode(_collect_episode(job))
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for record in pool.map(_collect_episode, jobs, chunksize=1):
-                on_episode(record)
-    return finish(config, root)
+    todo, lock = prepare(config, root, force)
+    try:
+        on_start(len(todo), config.episodes)
+        jobs = [(config, root, index) for index in todo]
+        if workers == 1 or len(jobs) <= 1:
+            for job in jobs:
+                on_episode(collect_episode(*job))
+        else:
+            context = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+            try:
+                for record in pool.map(_collect_episode, jobs, chunksize=1):
+                    on_episode(record)
+            finally:  # on an error or Ctrl-C, the episodes not yet started are dropped, not run
+                pool.shutdown(wait=True, cancel_futures=True)
+        return finish(config, root)
+    finally:
+        os.close(lock)
 
 
 def finish(config: CollectConfig, root: Path) -> dict:

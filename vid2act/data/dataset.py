@@ -1,7 +1,6 @@
 """The dataset format: meta/info.json, meta/stats.json, episodes/NNNNNN.npz, optional previews/NNNNNN.mp4."""
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 
@@ -69,8 +68,15 @@ class Dataset:
         if not self.info.get("complete"):
             raise Vid2ActError(f"dataset {self.root} is incomplete; rerun the `vid2act collect` command that "
                                "made it to finish it")
-        self.stats = json.loads((self.root / "meta" / "stats.json").read_text())
-        self.paths = [episode_path(self.root, i) for i in range(self.info["counts"]["episodes"])]
+        self.stats = load_json(self.root / "meta" / "stats.json", "dataset statistics")
+        counts = self.info.get("counts", {}).get("episodes")
+        if not isinstance(counts, int) or counts < 1:
+            raise Vid2ActError(f"{info_path} gives no episode count (counts.episodes)")
+        self.paths = [episode_path(self.root, i) for i in range(counts)]
+        missing = [p for p in self.paths if not p.exists()]
+        if missing:
+            raise Vid2ActError(f"dataset {self.root} lacks {len(missing)} of its {counts} episode files (first: "
+                               f"{missing[0].name}); rerun the `vid2act collect` command that made it")
 
     def __len__(self) -> int:
         return len(self.paths)

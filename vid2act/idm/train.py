@@ -20,8 +20,8 @@ from vid2act import __version__
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError
 from vid2act.files import output_dir, write_bytes, write_json
-from vid2act.idm.model import IDMArchitecture, InverseDynamicsModel, predict_actions, save_idm, windows
-from vid2act.training import CHECKPOINT, held_out_split, learning_rate, make_accelerator, start_run
+from vid2act.idm.model import HEADS, MODALITIES, IDMArchitecture, InverseDynamicsModel, predict_actions, save_idm, windows
+from vid2act.training import CHECKPOINT, check_positive, held_out_split, learning_rate, make_accelerator, start_run
 
 
 
@@ -48,8 +48,13 @@ class IDMTrainConfig:
         return IDMArchitecture(self.head, self.modalities, tuple(image_size), self.context, self.width)
 
     def check(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise UsageError("--steps, --batch-size and --lr must be positive")
+        if self.head not in HEADS:
+            raise UsageError(f"unknown --head {self.head!r}; choose {' or '.join(HEADS)}")
+        if self.modalities not in MODALITIES:
+            raise UsageError(f"unknown --modalities {self.modalities!r}; choose {' or '.join(MODALITIES)}")
+        check_positive(self, ("steps", "batch_size", "lr", "width", "eval_every", "checkpoint_every"))
+        if self.context < 0:
+            raise UsageError(f"--context must be 0 or more (got {self.context})")
         if not 0 < self.val_fraction < 1:
             raise UsageError("the validation fraction must lie between 0 and 1")
 
@@ -158,13 +163,13 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     config.check()
     accelerator = make_accelerator(config.device)
     run = Path(config.out)
-    start_run(accelerator, run, resume, force, on_message)
-
-    # Data: every frame in memory, the last episodes held out for validation.
-    dataset = Dataset(config.data)
+    dataset = Dataset(config.data)  # everything is checked before the run folder exists: a refusal leaves nothing
     architecture = config.architecture(dataset.info["image_size"])
     architecture.check()
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
+    start_run(accelerator, run, resume, force, on_message)
+
+    # Data: every frame in memory, the last episodes held out for validation.
     data = FrameData(dataset, train_episodes, architecture)
     if data.depth is not None:
         sample = data.depth[:: max(1, len(data.depth) // 2000)].float()

@@ -5,10 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vid2act.errors import UsageError, Vid2ActError
+from vid2act.errors import Vid2ActError, check_range
 from vid2act.files import read_frames, read_plan, resize_frames
 from vid2act.idm.model import load_idm, predict_actions, predict_keyframe_actions, resolve
 from vid2act.sim.world import ACTION_SPACE
+from vid2act.training import check_device
+
+MAX_STRIDE = 1000  # dataset frames between two frames of a source
 
 
 def translate_frames(source: Path, idm: str, resize: bool = False, device: str = "cpu",
@@ -21,8 +24,8 @@ def translate_frames(source: Path, idm: str, resize: bool = False, device: str =
             raise Vid2ActError(f"{source}: the plan's frame interval {plan['frame_interval']} is not a multiple "
                                f"of the action interval {ACTION_SPACE['frame_interval']}")
         stride = plan["frame_interval"] // ACTION_SPACE["frame_interval"] if plan is not None else 1
-    if stride < 1:
-        raise UsageError(f"--stride must be at least 1 (got {stride})")
+    check_range("--stride", stride, 1, MAX_STRIDE)
+    check_device(device)
     folder = resolve(idm)
     model, _ = load_idm(str(folder), device)
     architecture = model.architecture

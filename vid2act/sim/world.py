@@ -45,8 +45,20 @@ ACTION_SPACE = {
 }
 
 
-def image_size_ok(height: int, width: int) -> bool:
-    return height > 0 and width > 0 and height % 16 == 0 and width % 16 == 0
+MAX_IMAGE_SIDE = 1024  # pixels; the renderer allocates H x W x 4 buffers, and its C++ aborts on a huge one
+
+
+def image_size_problem(height, width) -> str | None:
+    """What is wrong with an image size, or None: sides must be positive multiples of 16, at most 1024."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (height, width)):
+        return "height and width must be whole numbers"
+    if height <= 0 or width <= 0:
+        return "height and width must be positive"
+    if height > MAX_IMAGE_SIDE or width > MAX_IMAGE_SIDE:
+        return f"height and width must be at most {MAX_IMAGE_SIDE}"
+    if height % 16 or width % 16:
+        return "height and width must be multiples of 16"
+    return None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ def read_start(scene: Path | None, image: Path | None, depth: Path | None, promp
     from an image (+ depth) and a prompt."""
     import imageio.v3 as iio
 
-    from vid2act.files import read_scene
+    from vid2act.files import check_finite_depth, read_scene
     if (scene is None) == (image is None):
         raise UsageError("give either --scene DIR or --image PNG (with --prompt)")
     document = None
@@ -44,6 +44,7 @@ def read_start(scene: Path | None, image: Path | None, depth: Path | None, promp
             raise Vid2ActError(f"{depth} is not a readable .npy depth map ({e.__class__.__name__})") from None
         if start_depth.shape != rgb.shape[:2]:
             raise Vid2ActError(f"{depth} is {list(start_depth.shape)} but the image is {list(rgb.shape[:2])}")
+        check_finite_depth(start_depth, depth)
     elif depth is not None and scene is None:
         raise Vid2ActError(f"{depth} does not exist")
     return rgb, start_depth, prompt, document

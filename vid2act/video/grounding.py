@@ -26,6 +26,8 @@ from vid2act.errors import Vid2ActError
 from vid2act.video import text
 
 GROUNDING_TYPE = "vid2act.grounding/1"
+GROUNDING_FOLDER = "grounding"  # where a planner (or a grounded BC policy) keeps its grounding net
+HEATMAP_SIGMA = 1.0  # grid cells: the width of the Gaussians that mark the two places for a model that reads them
 POINTS = ("object", "target")
 LOW_Z = 0.01  # metres above the lowest grasp point that still count as "down at the table" (push)
 

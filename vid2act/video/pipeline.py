@@ -32,15 +32,14 @@ from diffusers.utils import BaseOutput
 
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.video import text
-from vid2act.video.grounding import GroundingNet, heatmaps, load_grounding, locate, save_grounding
+from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, GroundingNet, heatmaps, load_grounding, locate,
+                                     save_grounding)
 
 PLANNER_FORMAT = "vid2act.video/2"
 OLD_FORMATS = {"vid2act.video/1": "a whole-episode planner of vid2act 0.1, which drew no grounding"}
 PLANNER_FILE = "planner.json"  # beside model_index.json: what the plan is (frames, stride, modalities, ...)
-GROUNDING_FOLDER = "grounding"
 DEFAULT_PLANNER = "planner-rgbd"  # what `--model default` names, under models/
 SAMPLERS = {"ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
-HEATMAP_SIGMA = 1.0  # grid cells
 
 
 @dataclass(frozen=True)

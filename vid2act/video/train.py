@@ -25,7 +25,7 @@ from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError
 from vid2act.files import output_dir, replace_path, write_bytes, write_json, write_video
 from vid2act.sim.world import ACTION_SPACE, Camera
-from vid2act.training import CHECKPOINT, held_out_split, learning_rate, make_accelerator, start_run
+from vid2act.training import CHECKPOINT, check_positive, held_out_split, learning_rate, make_accelerator, start_run
 from vid2act.video import text
 from vid2act.video.grounding import (GroundingNet, GroundingShape, cell_index, demo_pixels, demo_points, heatmaps,
                                      load_grounding, locate, save_grounding)
@@ -72,13 +72,11 @@ class VideoTrainConfig:
     init_from: str = ""  # a planner (folder or shipped name) whose weights start the run, to fine-tune or continue
 
     def check(self) -> None:
-        for name in ("lr", "grounding_lr", "context_noise", "text_dropout", "noise_bias", "snr_cap"):
+        for name in ("context_noise", "text_dropout", "noise_bias"):
             if not math.isfinite(getattr(self, name)):
                 raise UsageError(f"--{name.replace('_', '-')} must be a finite number (got {getattr(self, name)})")
-        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.grounding_lr <= 0:
-            raise UsageError("--steps, --batch-size and --lr must be positive")
-        if self.grounding_steps < 1 or self.grounding_batch_size < 1:
-            raise UsageError("--grounding-steps and --grounding-batch-size must be positive")
+        check_positive(self, ("steps", "batch_size", "lr", "grounding_lr", "grounding_steps", "grounding_batch_size",
+                              "eval_every", "checkpoint_every", "snr_cap"))
         if self.stride < 1 or self.frames < 1 or self.horizon < 0:
             raise UsageError("--stride and --frames must be at least 1 and --horizon at least 0 (0: cover the "
                              "longest episode)")
@@ -261,21 +259,28 @@ def load_checkpoint(run: Path, model, ema: dict, optimizer, config: VideoTrainCo
     return state["step"], state["history"], state["train_seconds"]
 
 
-def initialize_from(model, planner: dict, reference: str) -> None:
-    """Start from another planner's UNet weights; it must draw chunks of the same shape. Records the source and
-    its training time (its own sources' included) in `planner`."""
-    from vid2act.video.pipeline import load_planner, resolve_planner
-    source = load_planner(reference)
-    keys = ("frames", "stride", "modalities", "scale", "image_size")
-    differs = {k: (source.planner.get(k), planner[k]) for k in keys if source.planner.get(k) != planner[k]}
+def init_source(config: VideoTrainConfig, shape: PlannerShape) -> VideoPlannerPipeline:
+    """The planner `--init-from` names, checked to draw chunks of this run's shape with the same UNet."""
+    from vid2act.video.pipeline import load_planner
+    source = load_planner(config.init_from)
+    mine = {"frames": shape.frames, "stride": shape.stride, "modalities": shape.modalities, "scale": shape.scale,
+            "image_size": list(shape.image_size)}
+    differs = {k: (source.planner.get(k), v) for k, v in mine.items() if source.planner.get(k) != v}
     if differs:
-        raise UsageError(f"--init-from {reference}: its plans differ from this run's {differs}")
-    try:
-        model.load_state_dict(source.unet.state_dict())
-    except RuntimeError:
-        trained = source.planner["training"]
-        raise UsageError(f"--init-from {reference}: its UNet has other --widths or --attention-levels "
-                         f"({trained['widths']}, {trained['attention_levels']})") from None
+        raise UsageError(f"--init-from {config.init_from}: its plans differ from this run's {differs}")
+    trained = source.planner.get("training", {})
+    unet = (tuple(trained.get("widths", ())), trained.get("attention_levels"))
+    if unet != (tuple(config.widths), config.attention_levels):
+        raise UsageError(f"--init-from {config.init_from}: its UNet has other --widths or --attention-levels "
+                         f"({','.join(map(str, unet[0]))}, {unet[1]})")
+    return source
+
+
+def initialize_from(model, planner: dict, source: VideoPlannerPipeline, reference: str) -> None:
+    """Start from `source`'s UNet weights; records the source and its training time (its own sources'
+    included) in `planner`."""
+    from vid2act.video.pipeline import resolve_planner
+    model.load_state_dict(source.unet.state_dict())
     earlier = source.planner.get("initialized_from", {}).get("train_seconds", 0.0)
     planner["initialized_from"] = {"model": str(resolve_planner(reference).resolve()),
                                    "train_seconds": source.planner.get("train_seconds", 0.0) + earlier}
@@ -328,6 +333,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     early.check()
     early.check_levels(len(config.widths))
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
+    source = init_source(config, early) if config.init_from else None  # checked before the run folder exists
     start_run(accelerator, run, resume, force, on_message)
 
     # Data: every frame in memory at the plan's size (full size for validation), the last episodes held out.
@@ -371,8 +377,8 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     # Stage 2, the chunk UNet.
     torch.manual_seed(config.seed)
     model = make_unet(shape, config.widths, config.attention_levels)
-    if config.init_from:
-        initialize_from(model, planner, config.init_from)
+    if source is not None:
+        initialize_from(model, planner, source, config.init_from)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     noise_schedule = make_scheduler("ddim")
@@ -424,13 +430,13 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         noise = torch.randn(change.shape, generator=generator).to(accelerator.device)
         timesteps = torch.from_numpy(draw_timesteps(rng, b, len(alphas), config.noise_bias)).to(accelerator.device)
         noisy = noise_schedule.add_noise(change, noise, timesteps)
-        target = noise_schedule.get_velocity(change, noise, timesteps)
         estimate = predict(model, noisy, current, heat, timesteps, prompt)
         a = alphas[timesteps]
         snr = a / (1 - a)
-        # The clean change's error weighs min(SNR, cap) + 1; written for v, whose error is the clean change's
-        # divided by (SNR + 1). Plain min-SNR (Hang et al. 2023) weighs it min(SNR, cap), which vanishes at
-        # high noise, where a plan's layout is decided and where sampling starts.
+        # The clean change's error weighs min(SNR, cap) + 1. Plain min-SNR (Hang et al. 2023) weighs it
+        # min(SNR, cap), which vanishes at high noise, where a plan's layout is decided and where sampling
+        # starts. The squared error of v is the clean change's times (SNR + 1), hence the division.
+        target = noise_schedule.get_velocity(change, noise, timesteps)
         weight = (snr.clamp(max=config.snr_cap) + 1) / (snr + 1)
         loss = (weight * (estimate.float() - target).pow(2).mean(dim=(1, 2, 3, 4))).mean()
         for group in optimizer.param_groups:
