@@ -441,16 +441,21 @@ def test_kill_9_of_collect_leaves_no_process_and_the_rerun_is_byte_identical(tmp
 
 
 @pytest.mark.slow
-def test_a_second_collect_into_a_folder_being_written_is_refused(tmp_path):
+@pytest.mark.parametrize("command", ["collect", "train"])
+def test_a_second_writer_of_a_folder_being_written_is_refused(command, demos, tmp_path):
     out = tmp_path / "d"
-    first = _start("collect", "--tasks", "reach", "--episodes", 200, "--out", out)
-    deadline = time.time() + 60
-    while time.time() < deadline and not (out / "meta" / "info.json").exists():
+    args = {"collect": ["collect", "--tasks", "reach", "--episodes", 200],
+            "train": ["train", "idm", "--data", demos, "--steps", 2000, "--batch-size", 8, "--width", 8,
+                      "--checkpoint-every", 10]}[command]
+    started = {"collect": out / "meta" / "info.json", "train": out / "checkpoint" / "state.json"}[command]
+    first = _start(*args, "--out", out)
+    deadline = time.time() + 120
+    while time.time() < deadline and not started.exists():
         time.sleep(0.05)
-    second = vid2act("collect", "--tasks", "reach", "--episodes", 200, "--out", out)
+    second = vid2act(*args, "--out", out, *(["--resume"] if command == "train" else []))
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    assert second.code == 2 and "another vid2act collect is writing" in second.stderr, second.stderr
+    assert second.code == 2 and f"another vid2act {command} is writing" in second.stderr, second.stderr
 
 
 @pytest.mark.slow

@@ -233,7 +233,8 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(data, tmp_path):
     assert again.code == 0, again.stderr
     c = load_file(str(out / weights))
     assert all((a[k] == c[k]).all() for k in a)
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no staged or set-aside leftovers
+    hidden = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert hidden == [".lock"]  # the run's lock (documented), no staged or set-aside leftovers
 
 
 @pytest.mark.slow

@@ -186,7 +186,7 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
         if planner.shape.image_size != tuple(dataset.info["image_size"]):
             raise UsageError(f"--grounding {config.grounding} reads {planner.shape.image_size} frames; the "
                              f"dataset's are {tuple(dataset.info['image_size'])}")
-    start_run(accelerator, run, resume, force, on_message)
+    run_lock = start_run(accelerator, run, resume, force, on_message)  # held until this function ends
 
     # Data: every (frame, action) pair of the training episodes in memory, the last episodes held out.
 

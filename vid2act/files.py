@@ -95,6 +95,31 @@ def rename_noreplace(src: Path, dst: Path) -> None:
         os.unlink(src)
 
 
+LOCK_FILE = ".lock"  # inside a folder a command keeps writing (a dataset, a training run): held with flock
+
+
+def lock_folder(folder: Path, command: str):
+    """Create `folder` if needed and lock it for this process (an open file; closing it, or the process
+    ending in any way, releases the lock). Another process holding it: refused, exit 2."""
+    import fcntl
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = open(folder / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise UsageError(f"another vid2act {command} is writing {folder}; wait for it to finish or stop it") from None
+    return lock
+
+
+def clear_folder(folder: Path) -> None:
+    """Delete what `folder` holds except its lock (which this process holds): --force under a lock."""
+    for item in Path(folder).iterdir():
+        if item.name != LOCK_FILE:
+            shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+
+
 def _appeared(path: Path) -> UsageError:
     return UsageError(f"{path} already exists (it appeared while this command ran: is another one writing it?); "
                       "pass --force to replace it, or choose another --out")

@@ -3,13 +3,13 @@ held-out split. Each loop itself stays in its own file, readable top to bottom."
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from vid2act.errors import UsageError, Vid2ActError
+from vid2act.files import LOCK_FILE, clear_folder, lock_folder
 
 CHECKPOINT = "checkpoint"
 
@@ -49,17 +49,21 @@ def learning_rate(config, step: int) -> float:
     return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def start_run(accelerator, run: Path, resume: bool, force: bool, on_message: Callable[[str], None]) -> None:
-    """Make the run folder on the main process: an existing run needs --resume (continue) or --force (start over)."""
+def start_run(accelerator, run: Path, resume: bool, force: bool, on_message: Callable[[str], None]):
+    """Make and lock the run folder on the main process: an existing run needs --resume (continue) or --force
+    (start over), and a run another training is writing is refused. Returns the lock (None elsewhere):
+    it is held until the process ends or the caller closes it."""
+    lock = None
     if accelerator.is_main_process:
-        if run.exists() and any(run.iterdir()) and not resume:
-            if not force:
-                raise UsageError(f"{run} already exists; pass --resume to continue it or --force to start over")
-            shutil.rmtree(run)
+        if run.exists() and any(p.name != LOCK_FILE for p in run.iterdir()) and not resume and not force:
+            raise UsageError(f"{run} already exists; pass --resume to continue it or --force to start over")
+        lock = lock_folder(run, "train")
+        if force and not resume:
+            clear_folder(run)
         if resume and not (run / CHECKPOINT).exists():
             on_message(f"no checkpoint in {run} yet: starting from step 0")
-        run.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
+    return lock
 
 
 def held_out_split(dataset, fraction: float, where: str) -> tuple[list[int], list[int]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from vid2act import __version__
 from vid2act.data.dataset import (DATASET_FORMAT, dataset_stats, episode_path, read_episode, write_episode,
                                   write_meta)
 from vid2act.errors import MAX_WORKERS, UsageError, Vid2ActError, check_range
-from vid2act.files import load_json, write_video
+from vid2act.files import LOCK_FILE, clear_folder, load_json, lock_folder, write_video
 from vid2act.sim.env import Env, make_scene
 from vid2act.sim.tasks import SEED_RANGES, SPLITS, TASKS, get_task, seed_range
 from vid2act.sim.world import ACTION_SPACE, FPS, FRAME_INTERVAL, TIMESTEP, image_size_problem
@@ -108,13 +107,9 @@ def _collect_episode(args):
     return collect_episode(*args)
 
 
-LOCK_FILE = ".lock"  # inside the dataset folder; held (flock) by the collect writing it
-
-
-def prepare(config: CollectConfig, root: Path, force: bool) -> tuple[list[int], int]:
+def prepare(config: CollectConfig, root: Path, force: bool):
     """Create or reopen the dataset folder and lock it for this process; return the indices of the episodes
-    still to collect and the lock's file descriptor (closing it releases the lock)."""
-    import fcntl
+    still to collect and the lock (closing it releases it)."""
     root = Path(root)
     info_path = root / "meta" / "info.json"
     if os.path.lexists(root) and (root.is_symlink() or not root.is_dir()):
@@ -130,17 +125,9 @@ def prepare(config: CollectConfig, root: Path, force: bool) -> tuple[list[int], 
         if previous != config.identity():
             raise UsageError(f"{root} holds a dataset collected with other settings ({previous}); "
                              "pass --force to replace it, or choose another --out")
-    root.mkdir(parents=True, exist_ok=True)
-    lock = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(lock)
-        raise UsageError(f"another vid2act collect is writing {root}; wait for it to finish or stop it") from None
+    lock = lock_folder(root, "collect")
     if force:
-        for item in root.iterdir():
-            if item.name != LOCK_FILE:
-                shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+        clear_folder(root)
     for stale in root.glob("*/.*.tmp"):  # left by an interrupted write
         stale.unlink()
     write_meta(root, info(config, complete=False))
@@ -182,7 +169,7 @@ def collect(config: CollectConfig, root: Path, workers: int = 1, force: bool = F
                 pool.shutdown(wait=True, cancel_futures=True)
         return finish(config, root)
     finally:
-        os.close(lock)
+        lock.close()
 
 
 def finish(config: CollectConfig, root: Path) -> dict:

@@ -167,7 +167,7 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     architecture = config.architecture(dataset.info["image_size"])
     architecture.check()
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
-    start_run(accelerator, run, resume, force, on_message)
+    run_lock = start_run(accelerator, run, resume, force, on_message)  # held until this function ends
 
     # Data: every frame in memory, the last episodes held out for validation.
     data = FrameData(dataset, train_episodes, architecture)

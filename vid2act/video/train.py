@@ -334,7 +334,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     early.check_levels(len(config.widths))
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
     source = init_source(config, early) if config.init_from else None  # checked before the run folder exists
-    start_run(accelerator, run, resume, force, on_message)
+    run_lock = start_run(accelerator, run, resume, force, on_message)  # held until this function ends
 
     # Data: every frame in memory at the plan's size (full size for validation), the last episodes held out.
     data = ClipData(dataset, train_episodes, config.modalities, config.scale, early.plan_size)
