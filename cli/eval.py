@@ -9,10 +9,11 @@ from vid2act.cli.common import FORCE_HELP, LazyProgress, console, emit, handle_e
 
 @handle_errors
 def eval_command(
-    policy: str = typer.Option("plan", "--policy", help="plan (planner + IDM), gt-video (the oracle's video + "
-                                                       "IDM: the IDM's ceiling), oracle, bc or random."),
-    video: str = typer.Option("default", "--video", help="Planner run folder or shipped name (policy plan)."),
-    idm: str = typer.Option("default", "--idm", help="IDM run folder or shipped name (policies plan, gt-video)."),
+    policy: str = typer.Option("plan", "--policy", help="plan (planner + IDM), sketch (the planner's sketch "
+                               "executed without drawing: the planner's ceiling), gt-video (the oracle's video + "
+                               "IDM: the IDM's ceiling), oracle, bc or random."),
+    video: str = typer.Option("default", "--video", help="Planner run folder or shipped name (policies plan, sketch)."),
+    idm: str = typer.Option("default", "--idm", help="IDM run folder or shipped name (policies plan, sketch, gt-video)."),
     bc: str = typer.Option("default", "--bc", help="Behavior-cloning run folder or shipped name (policy bc)."),
     tasks: str = typer.Option("all", "--tasks", help="Comma-separated task families, or all."),
     split: str = typer.Option("test", "--split", help="test (seen combinations, unseen seeds) or heldout "
@@ -41,10 +42,10 @@ def eval_command(
                         episodes=episodes, first_seed=first_seed, replan_every=replan_every, steps=steps,
                         guidance=guidance, workers=workers, device=device, precision=precision)
     config.check()
-    if policy in ("plan", "gt-video"):  # a missing model is a clear error now, not in every worker later
+    if policy in ("plan", "sketch", "gt-video"):  # a missing model is a clear error now, not in every worker later
         from vid2act.idm.model import load_idm
         load_idm(idm)
-    if policy == "plan":
+    if policy in ("plan", "sketch"):
         from vid2act.video.pipeline import load_planner
         load_planner(video, precision=precision)
     if policy == "bc":

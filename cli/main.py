@@ -6,7 +6,8 @@ import sys
 
 import typer
 
-from vid2act.cli import collect, demo, eval as eval_cli, execute, generate, oracle, scene, tasks, train, translate
+from vid2act.cli import (collect, demo, eval as eval_cli, execute, generate, interop, oracle, scene, tasks, train,
+                         translate, view)
 from vid2act.cli.common import OneLineErrors
 
 app = typer.Typer(
@@ -46,6 +47,9 @@ app.command("generate")(generate.generate)
 app.command("translate")(translate.translate)
 app.command("eval")(eval_cli.eval_command)
 app.command("demo")(demo.demo)
+app.command("view")(view.view)
+app.add_typer(interop.export_app, name="export")
+app.add_typer(interop.import_app, name="import")
 
 
 def main() -> None:

@@ -54,6 +54,8 @@ def idm(
     lr: float = typer.Option(2e-3, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
     eval_every: int = typer.Option(1000, "--eval-every", help="Validate every N steps."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Checkpoint every N steps."),
+    report_to: str = typer.Option("none", "--report-to", help="none, or tensorboard: the curves also as event files "
+                                  "in RUN/logs/ (curves.png is written either way)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
     seed: int = typer.Option(0, "--seed", help="Seeds initialisation and batch sampling."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
@@ -63,7 +65,8 @@ def idm(
     from vid2act.idm.train import IDMTrainConfig, train
 
     config = IDMTrainConfig(str(data), str(out), head, modalities, context, width, steps, batch_size, lr,
-                            eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device)
+                            eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
+                            report_to=report_to)
     metrics = _run_with_progress("train idm", steps, lambda on_step, on_message: train(
         config, resume=resume, force=force, on_step=on_step, on_message=on_message))
     if metrics:  # the main process
@@ -76,7 +79,7 @@ def idm(
 @handle_errors
 def video(
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (from `vid2act collect`)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: grounding, checkpoints, samples, snapshots, the planner."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: grounding, sketch, checkpoints, samples, snapshots, the planner."),
     modalities: str = typer.Option("rgbd", "--modalities", help="rgb or rgbd (plans with metric depth)."),
     stride: int = typer.Option(4, "--stride", help="Dataset frames between keyframes."),
     frames: int = typer.Option(4, "--frames", help="Keyframes per chunk, after the current frame."),
@@ -91,8 +94,12 @@ def video(
     lr: float = typer.Option(3e-4, "--lr", help="Peak learning rate (warm-up, then cosine decay)."),
     grounding_steps: int = typer.Option(600, "--grounding-steps", help="Optimizer steps of the grounding net "
                                         "(trained first)."),
+    sketch_steps: int = typer.Option(1500, "--sketch-steps", help="Optimizer steps of the sketch net (trained "
+                                     "second: where the arm goes at each keyframe)."),
     eval_every: int = typer.Option(500, "--eval-every", help="Sample chunks, score them and snapshot every N steps."),
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Checkpoint every N steps."),
+    report_to: str = typer.Option("none", "--report-to", help="none, or tensorboard: the curves also as event files "
+                                  "in RUN/logs/ (curves.png is written either way)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
     mixed_precision: str = typer.Option("no", "--mixed-precision", help="no, bf16 (CPUs with AMX or "
                                         "AVX512-BF16, GPUs) or fp16 (GPUs); weights stay fp32."),
@@ -102,7 +109,7 @@ def video(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     force: bool = typer.Option(False, "--force", "-f", help="Delete --out and start over."),
 ) -> None:
-    """Train the video planner: the grounding net, then the chunk UNet. Prints the run folder (--model)."""
+    """Train the video planner: the grounding net, the sketch, then the chunk UNet. Prints the run folder (--model)."""
     from vid2act.video.train import VideoTrainConfig, train
 
     try:
@@ -112,8 +119,9 @@ def video(
     config = VideoTrainConfig(data=str(data), out=str(out), modalities=modalities, stride=stride, frames=frames,
                               horizon=horizon, widths=levels, attention_levels=attention_levels, scale=scale,
                               steps=steps, batch_size=batch_size, lr=lr, grounding_steps=grounding_steps,
+                              sketch_steps=sketch_steps,
                               eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
-                              mixed_precision=mixed_precision, init_from=init_from)
+                              mixed_precision=mixed_precision, init_from=init_from, report_to=report_to)
     metrics = _run_with_progress("train video", steps, lambda on_step, on_message: train(
         config, resume=resume, force=force, on_step=on_step, on_message=on_message))
     if metrics:
@@ -134,6 +142,8 @@ def bc(
     checkpoint_every: int = typer.Option(250, "--checkpoint-every", help="Checkpoint every N steps."),
     grounding: str = typer.Option("", "--grounding", help="A planner (folder or shipped name, e.g. default) whose "
                                   "grounding heatmaps BC reads beside the frame, as the planner does."),
+    report_to: str = typer.Option("none", "--report-to", help="none, or tensorboard: the curves also as event files "
+                                  "in RUN/logs/ (curves.png is written either way)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
     seed: int = typer.Option(0, "--seed", help="Seeds initialisation and batch sampling."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
@@ -144,7 +154,7 @@ def bc(
 
     config = BCTrainConfig(data=str(data), out=str(out), modalities=modalities, width=width, steps=steps,
                            batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every, seed=seed, device=device,
-                           grounding=grounding)
+                           grounding=grounding, report_to=report_to)
     metrics = _run_with_progress("train bc", steps, lambda on_step, on_message: train_bc(
         config, resume=resume, force=force, on_step=on_step, on_message=on_message))
     if metrics:

@@ -44,7 +44,7 @@ def oracle_actions(scene_dir, tmp_path_factory) -> Path:
 
 
 TINY_PLANNER = ["--widths", "16,16,16", "--batch-size", "2", "--eval-every", "40", "--checkpoint-every", "5",
-                "--lr", "1e-3", "--grounding-steps", "5"]
+                "--lr", "1e-3", "--grounding-steps", "5", "--sketch-steps", "5"]
 
 
 @pytest.fixture(scope="session")

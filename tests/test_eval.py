@@ -38,6 +38,11 @@ def test_oracle_eval_writes_every_file_and_honest_statistics(tmp_path):
             assert len(frames["rgb"]) == record["steps"] + 1
     report = (tmp_path / "ev" / "report.md").read_text()
     assert "| reach | test |" in report and "plan_vs_reality.mp4" in report
+    assert "vid2act eval --policy oracle" in report  # the command that reproduces it
+    page = (tmp_path / "ev" / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and page.count('src="data:image/png;base64,') == 1  # the chart
+    assert page.count('src="data:image/gif;base64,') == 2  # one plan-beside-reality GIF per family
+    assert "<td>reach</td><td>test</td>" in page and "--episodes 2" in page and "execute s" in page
 
 
 def test_replanning_replans_from_the_real_frame(tiny_planner, tmp_path):
@@ -87,14 +92,14 @@ def test_open_loop_draws_one_whole_plan(tiny_planner, tmp_path):
 def test_the_policy_interface_drives_every_policy(tiny_planner):
     """reset(scene) then act(observation) until a policy has nothing more to do, for each policy; the oracle,
     replayed from its shadow world, does the task."""
-    from vid2act.eval import EvalConfig, _load_models
+    from vid2act.policies import load_models
     from vid2act.policies import Observation, make_policy, time_limit
     from vid2act.sim.env import Env, make_scene
     from vid2act.sim.world import ACTION_SPACE
     scene = make_scene("reach", 1_000_003, "test")
     low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
-    for name in ("oracle", "random", "gt-video", "plan"):
-        models = _load_models(EvalConfig(out="-", policy=name, video=str(tiny_planner)))
+    for name in ("oracle", "random", "gt-video", "plan", "sketch"):
+        models = load_models(name, video=str(tiny_planner))
         policy = make_policy(name, models, steps=1, replan_every=4)
         with Env(scene) as env:
             policy.reset(scene)
@@ -121,6 +126,7 @@ def test_the_policy_interface_drives_every_policy(tiny_planner):
     (["--steps", "0"], 2, "--steps must lie between 1 and 1000"),
     (["--video", "no/such/planner"], 1, "no model at 'no/such/planner'"),
     (["--idm", "no-such-idm", "--policy", "gt-video"], 1, "no model at 'no-such-idm'"),
+    (["--video", "no/such/planner", "--policy", "sketch"], 1, "no model at 'no/such/planner'"),
     (["--tasks", "juggle"], 2, "unknown task 'juggle'"),
     (["--split", "train"], 2, "--split must be test or heldout"),
     (["--episodes", "0"], 2, "--episodes must be at least 1"),

@@ -1,9 +1,12 @@
-"""Grounding: the demonstrated places, the camera's projection, and reading points off logit maps."""
+"""Grounding and the sketch: the demonstrated places, the camera's projection, reading points off logit maps,
+and the sketch's marks (a grasp point and its shadow) as 3-D points and as the UNet's input."""
 import numpy as np
 import torch
 
 from vid2act.sim.world import COLORS
-from vid2act.video.grounding import cell_index, demo_points, heatmaps, locate
+from vid2act.sim.world import Camera
+from vid2act.video import sketch
+from vid2act.video.grounding import GroundingNet, GroundingShape, cell_index, demo_points, heatmaps, locate
 
 
 def test_demo_points_of_a_grasp_a_push_and_a_reach():
@@ -39,3 +42,33 @@ def test_locate_reads_the_peak_and_heatmaps_put_it_back():
     found = locate(torch.log(maps + 1e-9))
     assert torch.allclose(found, points, atol=0.35)
     assert cell_index(points, (24, 32)).tolist() == [[7 * 32 + 5, 3 * 32 + 20]]
+
+
+def test_sketch_marks_fix_the_grasp_point_and_its_gripper():
+    camera, size, grid = Camera(), (48, 64), (24, 32)
+    rng = np.random.default_rng(0)
+    points = np.c_[rng.uniform(0.3, 0.7, 50), rng.uniform(-0.3, 0.3, 50), rng.uniform(0.01, 0.3, 50)]
+    gripper = rng.integers(0, 2, 50).astype(float)
+    marks, closed = sketch.frame_marks(points, gripper, camera, size, grid)
+    assert marks.shape == (50, 2, 2) and (closed == (gripper > 0.5)).all()
+    assert np.abs(sketch.to_world(marks.astype(np.float64), camera, size, grid) - points).max() < 1e-4
+    # the shadow lies straight below the grasp point: lower in the image, never above it
+    assert (marks[:, 1, 1] >= marks[:, 0, 1]).all()
+
+
+def test_sketch_conditions_and_reading_back():
+    marks = torch.tensor([[[[5.5, 7.5], [5.5, 12.5]], [[9.5, 3.5], [9.5, 9.5]]]])  # [1, K=2, 2, 2]
+    closed = torch.tensor([[False, True]])
+    planes = sketch.conditions(marks, closed, (24, 32))
+    assert planes.shape == (1, 3 * 2, 24, 32)
+    assert (planes[0, 4] == -1).all() and (planes[0, 5] == 1).all()  # open, then closed
+    logits = torch.log(planes[:, :4] + 1e-9)
+    back, flags = sketch.read(logits, torch.tensor([[-3.0, 2.0]]), frames=2)
+    assert torch.allclose(back, marks, atol=0.35) and (flags == closed).all()
+
+
+def test_the_sketch_net_reads_heatmaps_and_says_yes_or_no():
+    net = GroundingNet(GroundingShape((24, 32), 4, 16, heat_inputs=2, maps=8, flags=4))
+    logits, flags = net(torch.zeros(3, 4, 24, 32), torch.zeros(3, 5, 384), torch.ones(3, 5, dtype=torch.bool),
+                        torch.zeros(3, 2, 24, 32))
+    assert logits.shape == (3, 8, 24, 32) and flags.shape == (3, 4)

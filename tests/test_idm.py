@@ -28,6 +28,20 @@ def idm(data, tmp_path_factory) -> Path:
     return out
 
 
+def test_training_draws_its_curves_and_writes_tensorboard_events(data, tmp_path):
+    run = vid2act("train", "idm", "--data", data, "--out", tmp_path / "run", "--steps", 20, *TINY,
+                  "--eval-every", "10", "--report-to", "tensorboard")
+    assert run.code == 0, run.stderr
+    curves = json.loads((tmp_path / "run" / "curves.json").read_text())
+    assert [p["step"] for p in curves["train"]] == [1, 10, 20] and all(p["lr"] > 0 for p in curves["train"])
+    assert [p["step"] for p in curves["validation"]] == [10, 20] and "gripper_accuracy" in curves["validation"][0]
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents.*")), "no TensorBoard event file"
+    run = vid2act("train", "idm", "--data", data, "--out", tmp_path / "other", "--report-to", "wandb")
+    assert run.code == 2 and "unknown --report-to 'wandb'; choose none or tensorboard" in run.stderr
+    assert not (tmp_path / "other").exists()
+
+
 @pytest.fixture(scope="module")
 def idm_rgb(data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("idm") / "rgb"

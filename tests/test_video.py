@@ -35,12 +35,13 @@ def scene(tmp_path_factory) -> Path:
 def test_run_folder_is_a_diffusers_pipeline(planner):
     for part in ("model_index.json", "planner.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
                  "scheduler/scheduler_config.json", "grounding/config.json", "grounding/model.safetensors",
+                     "sketch/config.json", "sketch/model.safetensors",
                  "metrics.json", "checkpoint/state.json"):
         assert (planner / part).exists(), part
     index = json.loads((planner / "model_index.json").read_text())
     assert index["_class_name"] == "VideoPlannerPipeline" and index["unet"][1] == "UNet2DConditionModel"
     info = json.loads((planner / "planner.json").read_text())
-    assert info["format"] == "vid2act.video/2" and info["stride"] == 4 and info["frame_interval"] == 48
+    assert info["format"] == "vid2act.video/3" and info["stride"] == 4 and info["frame_interval"] == 48
     assert info["frames"] == 4 and info["horizon"] * info["stride"] >= info["dataset"]["longest_episode"] - 1
     grounding = json.loads((planner / "metrics.json").read_text())["grounding"]
     assert set(grounding["train"]) == {"reach", "push", "pick_place", "stack", "all"}
@@ -54,7 +55,12 @@ def test_run_folder_is_a_diffusers_pipeline(planner):
     history = json.loads((planner / "metrics.json").read_text())["history"]
     assert [h["step"] for h in history] == [3, 6] and all(np.isfinite(h["psnr"]) for h in history)
     unet = json.loads((planner / "unet" / "config.json").read_text())
-    assert unet["in_channels"] == (4 + 1) * 4 + 2 and unet["out_channels"] == 4 * 4  # chunk, frame, heatmaps
+    # chunk, frame, the grounding's 2 heatmaps, the sketch's 2 marks and gripper plane per keyframe
+    assert unet["in_channels"] == (4 + 1) * 4 + 2 + 3 * 4 and unet["out_channels"] == 4 * 4
+    sketch = json.loads((planner / "metrics.json").read_text())["sketch"]
+    assert set(sketch["train"]) == {"reach", "push", "pick_place", "stack", "all"}
+    assert 0 <= sketch["validation"]["all"]["gripper_right"] <= 1 and len(sketch["train"]["all"]["cm_median_per_keyframe"]) == 4
+    assert json.loads((planner / "sketch" / "config.json").read_text())["type"] == "vid2act.sketch/1"
 
 
 def test_pipeline_save_load_round_trip_and_from_pretrained(planner, scene, tmp_path):
@@ -71,9 +77,13 @@ def test_pipeline_save_load_round_trip_and_from_pretrained(planner, scene, tmp_p
     assert first.rgb.shape == (1, pipe.planner["frames"] + 1, 48, 64, 3)
     assert np.array_equal(first.rgb, second.rgb) and np.array_equal(first.depth, second.depth)
     assert np.array_equal(first.points, second.points) and first.points.shape == (2, 2)
+    k = pipe.planner["frames"]  # the sketch the chunk was drawn to: two marks and the gripper per keyframe
+    assert first.marks.shape == (1, k, 2, 2) and first.closed.shape == (1, k) and first.closed.dtype == bool
+    assert np.array_equal(first.marks, second.marks) and np.array_equal(first.closed, second.closed)
     whole = again.rollout(image, "pick up the red block", depth=depth, num_inference_steps=1,
                           generator=torch.Generator().manual_seed(1))
     assert whole.rgb.shape == (1, pipe.planner["horizon"] + 1, 48, 64, 3)
+    assert whole.marks.shape == (1, pipe.planner["horizon"], 2, 2)
     assert np.array_equal(first.rgb[0, 0], image)  # the plan starts at the real start frame
 
 
@@ -189,9 +199,15 @@ def test_bad_start_images(planner, scene, tmp_path):
     (lambda p: (p / "model_index.json").unlink(), "no model_index.json"),
     (lambda p: shutil.rmtree(p / "grounding"), "the grounding model's config.json is missing"),
     (lambda p: (p / "grounding" / "model.safetensors").write_bytes(b"garbage"), "grounding"),
+    (lambda p: shutil.rmtree(p / "sketch"), "the sketch model's config.json is missing"),
+    (lambda p: (p / "sketch" / "model.safetensors").write_bytes(b"garbage"), "sketch/model.safetensors is missing, corrupt"),
     (lambda p: (p / "planner.json").write_text(json.dumps({**json.loads((p / "planner.json").read_text()),
                                                             "format": "vid2act.video/1"})),
-     "a whole-episode planner of vid2act 0.1, which drew no grounding; this vid2act reads 'vid2act.video/2': "
+     "a whole-episode planner of vid2act 0.1, which drew no grounding; this vid2act reads 'vid2act.video/3': "
+     "train a new one"),
+    (lambda p: (p / "planner.json").write_text(json.dumps({**json.loads((p / "planner.json").read_text()),
+                                                            "format": "vid2act.video/2"})),
+     "a chunk planner that drew without a sketch of where the arm goes; this vid2act reads 'vid2act.video/3': "
      "train a new one"),
 ])
 def test_broken_planners_are_refused(planner, scene, tmp_path, damage, fragment):

@@ -28,7 +28,8 @@ from vid2act.errors import UsageError, Vid2ActError
 from vid2act.files import write_json
 from vid2act.idm.model import encoder_layers, resolve
 from vid2act.idm.train import load_checkpoint, save_checkpoint
-from vid2act.training import CHECKPOINT, check_positive, held_out_split, learning_rate, make_accelerator, start_run
+from vid2act.training import (CHECKPOINT, Curves, check_positive, held_out_split, learning_rate, make_accelerator,
+                              shard, start_run)
 from vid2act.sim.world import ACTION_SPACE
 from vid2act.video import text
 from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, GroundingNet, demo_pixels, heatmaps,
@@ -53,6 +54,7 @@ class BCTrainConfig:
     checkpoint_every: int = 250
     seed: int = 0
     device: str = "cpu"
+    report_to: str = "none"  # "tensorboard": the curves also as event files in RUN/logs/
     grounding: str = ""  # a planner (folder or shipped name) whose grounding heatmaps BC reads too; "" none
 
     def check(self) -> None:
@@ -175,8 +177,8 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
              on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
              on_message: Callable[[str], None] = lambda text: None) -> dict:
     config.check()
-    accelerator = make_accelerator(config.device)
     run = Path(config.out)
+    accelerator = make_accelerator(config.device, report_to=config.report_to, run=run)
     dataset = Dataset(config.data)  # checked before the run folder exists: a refusal leaves nothing
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
     planner = None
@@ -206,7 +208,7 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
                 torch.from_numpy(np.concatenate(actions).astype(np.float32)), prompts,
                 torch.from_numpy(np.concatenate(places)).float())
 
-    rgb, depth, actions, prompts, places = load(train_episodes)
+    rgb, depth, actions, prompts, places = load(shard(train_episodes, accelerator))
     val = load(val_episodes)
     unique = sorted(set(prompts) | set(val[3]))
     sentences = text.encode(unique)["pooled"]
@@ -232,6 +234,7 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
         on_message(f"resuming {run} at step {start}")
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
+    curves = Curves(run, accelerator, start, config.report_to, asdict(config))
     mean, std = torch.tensor(normalization["move"]["mean"]), torch.tensor(normalization["move"]["std"])
     use_depth = config.modalities == "rgbd"
 
@@ -256,7 +259,10 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
         optimizer.step()
         samples += config.batch_size * accelerator.num_processes
         on_step(step + 1, loss.item(), samples / (time.perf_counter() - started))
+        curves.step(step + 1, loss.item(), learning_rate(config, step),
+                    (seconds_before + time.perf_counter() - started) / 60)
         if accelerator.is_main_process and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
+            curves.save()  # BC is validated once, at the end: its curves are drawn with each checkpoint
             save_checkpoint(run, step + 1, accelerator.unwrap_model(model), optimizer, config, history,
                             seconds_before + time.perf_counter() - started)
         accelerator.wait_for_everyone()
@@ -278,6 +284,8 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
                "gripper_accuracy": float(((predicted[:, 3] > 0).float() == v_actions[:, 3]).float().mean()),
                "validation_pairs": len(v_actions)}
     seconds = seconds_before + time.perf_counter() - started
+    curves.evaluation(config.steps, seconds / 60, {k: metrics[k] for k in ("normalized_mse", "gripper_accuracy")})
+    curves.finish()
     write_json(run / "metrics.json", {"final": metrics, "train_seconds": seconds})
     save_bc(policy, run, {"training": {**asdict(config), "processes": accelerator.num_processes,
                                        "vid2act_version": __version__},

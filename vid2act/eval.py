@@ -2,7 +2,7 @@
 
 One loop drives every policy through `vid2act.policies` (`reset(scene)`, `act(observation)`): plan (closed
 loop by default: a chunk from the real frame every `replan_every` actions; 0 is one whole-task plan, open
-loop), gt-video, oracle, bc and random. Every policy gets the same time limit (`TIME_LIMIT_FACTOR` x the
+loop), sketch (the planner's sketch executed without drawing), gt-video, oracle, bc and random. Every policy gets the same time limit (`TIME_LIMIT_FACTOR` x the
 task's step limit) and success is judged once, when the episode ends: at the time limit, or when the policy
 has nothing more to do (`ended_by` in the record says which)."""
 from __future__ import annotations
@@ -18,11 +18,12 @@ from typing import Callable
 import numpy as np
 
 from vid2act.errors import MAX_WORKERS, UsageError, check_range
-from vid2act.files import (actions_document, output_dir, write_frames, write_json, write_plan, write_scene,
-                           write_video)
+from vid2act.files import (actions_document, output_dir, write_frames, write_gif, write_json, write_plan,
+                           write_scene, write_video)
+from vid2act.report import GIF_NAME, write_reports
 from vid2act.sim.tasks import TASKS, get_task, seed_range
 
-POLICIES = ("plan", "gt-video", "oracle", "bc", "random")
+POLICIES = ("plan", "sketch", "gt-video", "oracle", "bc", "random")
 EVAL_FORMAT = "vid2act.eval/1"
 VIDEO_EPISODES = 1  # per family: episodes whose plan-vs-reality video goes into the report
 
@@ -81,30 +82,14 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 
 
 # --- one episode -------------------------------------------------------------------------------------------
-@dataclass
-class Models:
-    pipe: object = None
-    idm: object = None
-    bc: object = None
+_loaded: dict[tuple, object] = {}  # per process: models load once, not once per episode
 
 
-_loaded: dict[tuple, Models] = {}  # per process: models load once, not once per episode
-
-
-def _load_models(config: EvalConfig) -> Models:
+def _load_models(config: EvalConfig):
+    from vid2act.policies import load_models
     key = (config.policy, config.video, config.idm, config.bc, config.device, config.precision)
     if key not in _loaded:
-        from vid2act.idm.model import load_idm
-        models = Models()
-        if config.policy in ("plan", "gt-video"):
-            models.idm, _ = load_idm(config.idm, config.device)
-        if config.policy == "plan":
-            from vid2act.video.pipeline import load_planner
-            models.pipe = load_planner(config.video, config.device, precision=config.precision)
-        if config.policy == "bc":
-            from vid2act.bc import load_bc
-            models.bc = load_bc(config.bc, config.device)
-        _loaded[key] = models
+        _loaded[key] = load_models(config.policy, config.video, config.idm, config.bc, config.device, config.precision)
     return _loaded[key]
 
 
@@ -160,7 +145,9 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
         write_frames(tmp, frames, np.stack(episode.depths))
         write_video(tmp / "rollout.mp4", frames, FPS)
         if keep_video:
-            write_video(tmp / "plan_vs_reality.mp4", np.concatenate([np.stack(episode.beside), frames], axis=2), FPS)
+            beside = np.concatenate([np.stack(episode.beside), frames], axis=2)
+            write_video(tmp / "plan_vs_reality.mp4", beside, FPS)
+            write_gif(tmp / GIF_NAME, beside, FPS)
     stats = policy.stats()
     source = {"policy": config.policy, "replan_every": config.replan_every, **stats}
     actions = np.asarray(episode.actions, dtype=np.float32).reshape(-1, 4)
@@ -233,7 +220,7 @@ def evaluate(config: EvalConfig, force: bool = False,
                 "wall_seconds": round(seconds, 2), "episodes_per_hour": round(3600 * len(records) / seconds, 1),
                 "episodes": records}
         write_json(tmp / "eval_info.json", info)
-        (tmp / "report.md").write_text(report(info, tmp))
+        write_reports(info, tmp, str(out))
     return info
 
 
@@ -257,32 +244,3 @@ def aggregate(records: list[dict]) -> dict:
                      "ended_by": {why: sum(r["ended_by"] == why for r in rows)
                                   for why in sorted({r["ended_by"] for r in rows})}}
     return out
-
-
-def report(info: dict, root: Path) -> str:
-    config = info["config"]
-    policy = config["policy"] + (f", replanning every {config['replan_every']} actions"
-                                 if config["policy"] == "plan" and config["replan_every"] else
-                                 ", open loop" if config["policy"] == "plan" else "")
-    lines = [f"# vid2act eval: {policy}", "",
-             f"Planner `{config['video']}`, IDM `{config['idm']}`, split `{config['split']}`, "
-             f"{config['episodes']} episodes per family, {config['steps']} denoising steps, guidance "
-             f"{config['guidance']}. {info['wall_seconds']:.0f} s wall, {info['episodes_per_hour']:.0f} episodes/hour "
-             f"with {config['workers']} worker(s).", "",
-             "| family | split | success | rate | 95 % interval (Wilson) | mean steps | mean replans | "
-             "generate s | translate s | execute s |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, a in info["aggregates"].items():
-        family, split = name.split("/")
-        s = a["mean_seconds"]
-        lines.append(f"| {family} | {split} | {a['successes']}/{a['episodes']} | {a['success_rate']:.0%} | "
-                     f"{a['wilson95'][0]:.0%}–{a['wilson95'][1]:.0%} | {a['mean_steps']} | {a['mean_replans']} | "
-                     f"{s['generate']:.2f} | {s['translate']:.3f} | {s['execute']:.2f} |")
-    lines += ["", "## Plan beside reality", "",
-              "Left: the plan frame the robot was heading for; right: what the camera saw.", ""]
-    for r in info["episodes"]:
-        rel = Path(r["folder"]) / "rollout" / "plan_vs_reality.mp4"
-        if (root / rel).exists():
-            lines.append(f"- {r['task']} seed {r['seed']} ({'success' if r['success'] else 'failure'}): "
-                         f"[{rel}]({rel}) — \"{r['instruction']}\"")
-    return "\n".join(lines) + "\n"
-

@@ -369,6 +369,18 @@ def write_video(path: Path, rgb: np.ndarray, fps: float) -> None:
         write_bytes(path, staging.read_bytes())
 
 
+def write_gif(path: Path, rgb: np.ndarray, fps: float, scale: int = 1) -> None:
+    """A looping GIF (for a web page or a README), each frame enlarged `scale` times without smoothing."""
+    import io
+
+    from PIL import Image
+    frames = [Image.fromarray(np.asarray(f)).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST)
+              for f in rgb]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+    write_bytes(path, buffer.getvalue())
+
+
 # --- frames from anywhere: plans, rollouts, dataset episodes, videos, PNG folders -----------------------------
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".avi", ".mov", ".mkv")
 

@@ -11,6 +11,9 @@ than one. The loop executes them, renders, and asks again; a policy never touche
   all of its actions (UniPi's open loop). A chunk that holds still (the planner shows nothing more to do)
   is drawn again with new noise, up to `STILL_PATIENCE` times in a row, before the policy says it is done;
   each such chunk is counted (`stats()["still_plans"]`).
+- `SketchPolicy`: the planner's sketch executed without drawing: the grasp points and gripper it marks for
+  the chunk's keyframes become the actions, from the IDM's reading of the real frame (the planner's ceiling,
+  were the UNet to draw exactly what it is asked to; as gt-video is the IDM's).
 - `GroundTruthVideoPolicy`: the oracle's own rollout video, read by the IDM (the IDM's ceiling).
 - `OraclePolicy`: the scripted expert. It reads the world, so it replays the expert's actions from a
   shadow world restored from the same scene (PyBullet is deterministic: the same actions give the same
@@ -208,6 +211,79 @@ class PlanPolicy(Policy):
         return {"plans": len(self.plans), "still_plans": sum(p.still for p in self.plans)}
 
 
+class SketchPolicy(Policy):
+    name = "sketch"
+
+    def __init__(self, pipe, idm, replan_every: int = 8, device: str = "cpu"):
+        super().__init__()
+        self.pipe, self.idm, self.replan_every, self.device = pipe, idm, replan_every or 8, device
+
+    def reset(self, scene):
+        from vid2act.sim.world import Camera
+        super().reset(scene)
+        self.points = None
+        self.camera = Camera.from_json(scene["camera"])
+        self.sketches = 0
+
+    def act(self, observation):
+        import torch
+
+        from vid2act.idm.model import expand_keyframes, keyframe_poses
+        from vid2act.video.grounding import HEATMAP_SIGMA, heatmaps
+        from vid2act.video.sketch import to_world
+        started = time.perf_counter()
+        pipe, shape, prompt = self.pipe, self.pipe.shape, self.scene["instruction"]
+        if self.points is None:
+            self.points = pipe.ground(observation.rgb, observation.depth, prompt)
+        image, depth = pipe.check_inputs(observation.rgb, observation.depth, 1, 1.0, 1)
+        _, small = pipe.frame_input(image, depth)
+        heat = heatmaps(torch.as_tensor(self.points)[None], shape.plan_size, HEATMAP_SIGMA)
+        marks, closed = pipe.sketch(small, prompt, heat)
+        targets = to_world(marks[0].numpy().astype(np.float64), self.camera, shape.image_size, shape.plan_size)
+        self.seconds["generate"] += time.perf_counter() - started
+        started = time.perf_counter()
+        idm_depth = observation.depth[None] if self.idm.architecture.modalities == "rgbd" else None
+        now, grip = keyframe_poses(self.idm, observation.rgb[None], idm_depth, self.device)
+        actions, _ = expand_keyframes(np.concatenate([now, targets]), np.concatenate([grip, closed[0].numpy()]),
+                                      shape.stride)
+        self.seconds["translate"] += time.perf_counter() - started
+        self.sketches += 1
+        return actions[: self.replan_every]
+
+    def stats(self):
+        return {"sketches": self.sketches}
+
+
+@dataclass
+class Models:
+    pipe: object = None
+    idm: object = None
+    bc: object = None
+
+
+def load_models(policy: str, video: str = "default", idm: str = "default", bc: str = "default",
+                device: str = "cpu", precision: str = "fp32") -> Models:
+    """The models policy `policy` needs (folders or shipped names), loaded."""
+    from vid2act.idm.model import load_idm
+    models = Models()
+    if policy in ("plan", "sketch", "gt-video"):
+        models.idm, _ = load_idm(idm, device)
+    if policy in ("plan", "sketch"):
+        from vid2act.video.pipeline import load_planner
+        models.pipe = load_planner(video, device, precision=precision)
+    if policy == "bc":
+        from vid2act.bc import load_bc
+        models.bc = load_bc(bc, device)
+    return models
+
+
+def load_policy(name: str, video: str = "default", idm: str = "default", bc: str = "default", steps: int = 4,
+                guidance: float = 1.0, replan_every: int = 8, device: str = "cpu", precision: str = "fp32") -> "Policy":
+    """Policy `name` with its models loaded: `load_policy("plan")` is the shipped planner + IDM, closed loop."""
+    return make_policy(name, load_models(name, video, idm, bc, device, precision), steps, guidance, replan_every,
+                       device)
+
+
 def make_policy(name: str, models, steps: int = 4, guidance: float = 1.0, replan_every: int = 8,
                 device: str = "cpu") -> Policy:
     """The policy `name` over already loaded models (`models.pipe`, `.idm`, `.bc` as the policy needs)."""
@@ -215,6 +291,8 @@ def make_policy(name: str, models, steps: int = 4, guidance: float = 1.0, replan
         return PlanPolicy(models.pipe, models.idm, steps, guidance, replan_every, device)
     if name == "gt-video":
         return GroundTruthVideoPolicy(models.idm, device)
+    if name == "sketch":
+        return SketchPolicy(models.pipe, models.idm, replan_every, device)
     if name == "bc":
         return BehaviorCloningPolicy(models.bc)
     if name == "oracle":

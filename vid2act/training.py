@@ -1,5 +1,5 @@
 """What every training loop shares: the accelerator, the learning-rate schedule, the run folder, the
-held-out split. Each loop itself stays in its own file, readable top to bottom."""
+held-out split, and the curves a run logs as it goes. Each loop itself stays in its own file, readable top to bottom."""
 from __future__ import annotations
 
 import math
@@ -31,14 +31,17 @@ def check_device(device: str) -> None:
         raise UsageError("--device mps: no Apple GPU is available here")
 
 
-def make_accelerator(device: str, mixed_precision: str = "no"):
+def make_accelerator(device: str, mixed_precision: str = "no", report_to: str = "none", run: Path | None = None):
+    """The accelerator of a training run; with `report_to` tensorboard its trackers write to RUN/logs/."""
     from accelerate import Accelerator
     check_device(device)
     if mixed_precision not in ("no", "bf16", "fp16"):
         raise UsageError(f"unknown --mixed-precision {mixed_precision!r}; choose no, bf16 or fp16")
     if mixed_precision == "fp16" and device == "cpu":
         raise UsageError("--mixed-precision fp16 needs a GPU; on a CPU use bf16")
-    return Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision)
+    check_report_to(report_to)
+    trackers = {} if report_to == "none" else {"log_with": report_to, "project_dir": str(Path(run) / "logs")}
+    return Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision, **trackers)
 
 
 def learning_rate(config, step: int) -> float:
@@ -66,9 +69,134 @@ def start_run(accelerator, run: Path, resume: bool, force: bool, on_message: Cal
     return lock
 
 
+def shard(episodes: list[int], accelerator) -> list[int]:
+    """This process's share of the training episodes (every n-th of n processes): each process holds and
+    draws from its own shard, so memory per process shrinks with their number."""
+    mine = episodes[accelerator.process_index::accelerator.num_processes]
+    if not mine:
+        raise UsageError(f"{len(episodes)} training episodes cannot be shared among {accelerator.num_processes} "
+                         f"processes; collect more or start fewer")
+    return mine
+
+
 def held_out_split(dataset, fraction: float, where: str) -> tuple[list[int], list[int]]:
     """Training and validation episode indices: the last `fraction` of the episodes are held out."""
     held_out = max(1, round(len(dataset) * fraction))
     if len(dataset) - held_out < 1:
         raise Vid2ActError(f"{where} has {len(dataset)} episodes; need at least 2 (one for validation)")
     return list(range(len(dataset) - held_out)), list(range(len(dataset) - held_out, len(dataset)))
+
+
+# --- what a run logs as it goes ----------------------------------------------------------------------------
+REPORT_TO = ("none", "tensorboard")
+CURVES_EVERY = 10  # steps between two points of the loss and learning-rate curves
+
+
+def check_report_to(report_to: str) -> None:
+    if report_to not in REPORT_TO:
+        raise UsageError(f"unknown --report-to {report_to!r}; choose {' or '.join(REPORT_TO)}")
+    if report_to == "tensorboard":
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise UsageError("--report-to tensorboard needs the tensorboard package: "
+                             "pip install 'vid2act[tensorboard]'") from None
+
+
+def _scalars(values: dict, prefix: str = "") -> dict[str, float]:
+    """The numbers of a (nested) metrics dict, flattened to 'a/b' names."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_scalars(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+class Curves:
+    """The loss and learning rate every `CURVES_EVERY` steps and every evaluation's metrics, each with the step
+    and the minutes of training: kept in RUN/curves.json (a resumed run continues it from its checkpoint's
+    step), drawn to RUN/curves.png at each evaluation and at the end, and, with --report-to tensorboard, sent
+    to accelerate's trackers (event files in RUN/logs/). Only the main process writes."""
+
+    def __init__(self, run: Path, accelerator, start_step: int, report_to: str, config: dict):
+        import json
+        self.run, self.accelerator, self.report_to = Path(run), accelerator, report_to
+        self.main = accelerator.is_main_process
+        self.points = {"train": [], "validation": []}
+        path = self.run / "curves.json"
+        if self.main and start_step and path.exists():
+            kept = json.loads(path.read_text())
+            self.points = {k: [p for p in v if p["step"] <= start_step] for k, v in kept.items()}
+        if report_to != "none":
+            accelerator.init_trackers(self.run.name, config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                                                             for k, v in config.items()})
+
+    def step(self, step: int, loss: float, lr: float, minutes: float) -> None:
+        if step % CURVES_EVERY and step != 1:
+            return
+        point = {"step": step, "minutes": round(minutes, 3), "loss": loss, "lr": lr}
+        if self.main:
+            self.points["train"].append(point)
+        if self.report_to != "none":
+            self.accelerator.log({"train/loss": loss, "train/lr": lr}, step=step)
+
+    def evaluation(self, step: int, minutes: float, metrics: dict) -> None:
+        values = _scalars(metrics)
+        if self.main:
+            self.points["validation"].append({"step": step, "minutes": round(minutes, 3), **values})
+            self.save()
+        if self.report_to != "none":
+            self.accelerator.log({f"validation/{k}": v for k, v in values.items()}, step=step)
+
+    def save(self) -> None:
+        """curves.json and curves.png, each replaced in one rename."""
+        if not self.main:
+            return
+        from vid2act.files import write_bytes, write_json
+        write_json(self.run / "curves.json", self.points)
+        write_bytes(self.run / "curves.png", self.draw())
+
+    def finish(self) -> None:
+        self.save()
+        if self.report_to != "none":
+            self.accelerator.end_training()
+
+    def draw(self) -> bytes:
+        """PNG: loss against step and against minutes, the learning rate, and each validation metric."""
+        import io
+
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        train, validation = self.points["train"], self.points["validation"]
+        names = sorted({k for p in validation for k in p if k not in ("step", "minutes")})
+        panels = 3 + len(names)
+        columns = min(4, panels)
+        rows = math.ceil(panels / columns)
+        figure, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 2.5 * rows), dpi=90, squeeze=False)
+        axes = axes.ravel()
+        steps = [p["step"] for p in train]
+        axes[0].plot(steps, [p["loss"] for p in train], lw=0.8)
+        axes[0].set(title="training loss", xlabel="step", yscale="log")
+        axes[1].plot([p["minutes"] for p in train], [p["loss"] for p in train], lw=0.8, color="tab:green")
+        axes[1].set(title="training loss", xlabel="minutes", yscale="log")
+        axes[2].plot(steps, [p["lr"] for p in train], lw=0.8, color="tab:orange")
+        axes[2].set(title="learning rate", xlabel="step")
+        for ax, name in zip(axes[3:], names):
+            points = [(p["step"], p[name]) for p in validation if name in p]
+            ax.plot(*zip(*points), marker="o", ms=3, color="tab:red")
+            ax.set(title=f"validation {name}", xlabel="step")
+        for ax in axes[panels:]:
+            ax.axis("off")
+        for ax in axes[:panels]:
+            ax.grid(alpha=0.3)
+            ax.title.set_fontsize(8)
+            ax.tick_params(labelsize=7)
+        figure.suptitle(f"{self.run.name}: step {steps[-1] if steps else 0}", fontsize=9)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        plt.close(figure)
+        return buffer.getvalue()

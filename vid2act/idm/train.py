@@ -21,7 +21,8 @@ from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError
 from vid2act.files import output_dir, write_bytes, write_json
 from vid2act.idm.model import HEADS, MODALITIES, IDMArchitecture, InverseDynamicsModel, predict_actions, save_idm, windows
-from vid2act.training import CHECKPOINT, check_positive, held_out_split, learning_rate, make_accelerator, start_run
+from vid2act.training import (CHECKPOINT, Curves, check_positive, held_out_split, learning_rate, make_accelerator,
+                              shard, start_run)
 
 
 
@@ -43,6 +44,7 @@ class IDMTrainConfig:
     checkpoint_every: int = 250
     seed: int = 0
     device: str = "cpu"
+    report_to: str = "none"  # "tensorboard": the curves also as event files in RUN/logs/
 
     def architecture(self, image_size) -> IDMArchitecture:
         return IDMArchitecture(self.head, self.modalities, tuple(image_size), self.context, self.width)
@@ -147,7 +149,8 @@ def validate(model: InverseDynamicsModel, dataset: Dataset, episodes: list[int],
         true.append(episode["actions"])
         drift.append(np.linalg.norm(actions[:, :3].sum(0) - episode["actions"][:, :3].sum(0)))
     predicted, true = np.concatenate(predicted), np.concatenate(true).astype(np.float64)
-    variance = np.square(dataset.stats["actions"]["std"][:3])
+    # a dimension that never moves in the data (an imported dataset can have one) scores against a tiny floor
+    variance = np.maximum(np.square(dataset.stats["actions"]["std"][:3]), 1e-12)
     nmse = ((predicted[:, :3] - true[:, :3]) ** 2).mean(0) / variance
     return {"normalized_mse": dict(zip(("dx", "dy", "dz"), nmse.tolist())),
             "rmse_m": dict(zip(("dx", "dy", "dz"), np.sqrt(((predicted[:, :3] - true[:, :3]) ** 2).mean(0)).tolist())),
@@ -161,8 +164,8 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
           on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
           on_message: Callable[[str], None] = lambda text: None) -> dict:
     config.check()
-    accelerator = make_accelerator(config.device)
     run = Path(config.out)
+    accelerator = make_accelerator(config.device, report_to=config.report_to, run=run)
     dataset = Dataset(config.data)  # everything is checked before the run folder exists: a refusal leaves nothing
     architecture = config.architecture(dataset.info["image_size"])
     architecture.check()
@@ -170,7 +173,7 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     run_lock = start_run(accelerator, run, resume, force, on_message)  # held until this function ends
 
     # Data: every frame in memory, the last episodes held out for validation.
-    data = FrameData(dataset, train_episodes, architecture)
+    data = FrameData(dataset, shard(train_episodes, accelerator), architecture)
     if data.depth is not None:
         sample = data.depth[:: max(1, len(data.depth) // 2000)].float()
         depth_normalization = {"mean": float(sample.mean()), "std": float(sample.std())}
@@ -195,6 +198,7 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     if start:
         on_message(f"resuming {run} at step {start}")
     model, optimizer = accelerator.prepare(model, optimizer)
+    curves = Curves(run, accelerator, start, config.report_to, asdict(config))
     target_mean = torch.tensor(normalization["target"]["mean"], device=accelerator.device)
     target_std = torch.tensor(normalization["target"]["std"], device=accelerator.device)
     if config.head == "fused":
@@ -221,10 +225,14 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
         samples += config.batch_size * accelerator.num_processes
         done = step + 1
         on_step(done, loss.item(), samples / (time.perf_counter() - started))
+        minutes = (seconds_before + time.perf_counter() - started) / 60
+        curves.step(done, loss.item(), learning_rate(config, step), minutes)
 
         if accelerator.is_main_process and (done % config.eval_every == 0 or done == config.steps):
             metrics = validate(accelerator.unwrap_model(model), dataset, val_episodes, accelerator.device)
             metrics_log.append({"step": done, "loss": loss.item(), **metrics})
+            curves.evaluation(done, minutes, {k: metrics[k] for k in ("normalized_mse", "gripper_accuracy",
+                                                                      "episode_drift_m")})
             on_message(f"step {done}: normalized MSE {metrics['normalized_mse']}, gripper accuracy "
                        f"{metrics['gripper_accuracy']:.3f}, drift {metrics['episode_drift_m']['mean'] * 100:.1f} cm")
         if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
@@ -232,6 +240,7 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
                             seconds_before + time.perf_counter() - started)
         accelerator.wait_for_everyone()
 
+    curves.finish()
     if not accelerator.is_main_process:
         return {}
     final = metrics_log[-1]

@@ -90,32 +90,44 @@ class GroundingShape:
     grid: tuple[int, int] = (24, 32)  # the plan's resolution: where the planner reads the heatmaps
     channels: int = 4  # the frame's: RGB-D (3 for RGB)
     width: int = 32
+    heat_inputs: int = 0  # heatmaps read beside the frame (the sketch reads the grounding's two)
+    maps: int = len(POINTS)  # logit maps out, one per point
+    flags: int = 0  # yes/no logits out, from the pooled features (the sketch's gripper per keyframe)
 
 
 class GroundingNet(nn.Module):
-    """frame [B, C, h, w] (model space, as the planner's) + tokens -> logits [B, 2, h, w], one map per point."""
+    """frame [B, C, h, w] (model space, as the planner's) + tokens -> logits [B, maps, h, w], one map per point
+    (and, with `flags`, logits [B, flags] as well; `heat_inputs` heatmaps [B, n, h, w] are read beside the
+    frame). The grounding is the plain one: two maps, object and target; `sketch.py` uses it with more."""
 
     def __init__(self, shape: GroundingShape):
         super().__init__()
         self.shape = shape
         w = shape.width
-        self.stem = block(shape.channels + 2, w)
+        self.stem = block(shape.channels + shape.heat_inputs + 2, w)
         self.attend_full = CrossAttention(w)
         self.down = nn.Sequential(nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), block(2 * w, 2 * w))
         self.attend_half = CrossAttention(2 * w)
         self.up = block(3 * w, w)
         self.attend_out = CrossAttention(w)
-        self.head = nn.Conv2d(w, len(POINTS), 1)
+        self.head = nn.Conv2d(w, shape.maps, 1)
+        self.flag_head = nn.Linear(3 * w, shape.flags) if shape.flags else None
         h, wd = shape.grid
         rows, cols = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, wd), indexing="ij")
         self.register_buffer("coordinates", torch.stack([cols, rows])[None], persistent=False)
 
-    def forward(self, frame, tokens, mask):
-        x = torch.cat([frame, self.coordinates.expand(len(frame), -1, -1, -1).to(frame.dtype)], dim=1)
+    def forward(self, frame, tokens, mask, heat=None):
+        inputs = [frame] + ([heat.to(frame.dtype)] if self.shape.heat_inputs else [])
+        x = torch.cat(inputs + [self.coordinates.expand(len(frame), -1, -1, -1).to(frame.dtype)], dim=1)
         full = self.attend_full(self.stem(x), tokens, mask)
         half = self.attend_half(self.down(full), tokens, mask)
         up = F.interpolate(half, size=full.shape[-2:], mode="nearest")
-        return self.head(self.attend_out(self.up(torch.cat([full, up], dim=1)), tokens, mask))
+        out = self.attend_out(self.up(torch.cat([full, up], dim=1)), tokens, mask)
+        logits = self.head(out)
+        if self.flag_head is None:
+            return logits
+        pooled = torch.cat([out.mean((2, 3)), half.mean((2, 3))], dim=1)
+        return logits, self.flag_head(pooled)
 
 
 def locate(logits: torch.Tensor) -> torch.Tensor:
@@ -156,20 +168,21 @@ def cell_index(points: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
 
 
 # --- files --------------------------------------------------------------------------------------------
-def save_grounding(folder: Path, net: GroundingNet, extra: dict) -> None:
+def save_grounding(folder: Path, net: GroundingNet, extra: dict, kind: str = GROUNDING_TYPE) -> None:
+    """The net as config.json (`type` `kind`) + model.safetensors; the sketch is saved the same way."""
     from safetensors.torch import save
 
     from vid2act.files import write_bytes, write_json
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"type": GROUNDING_TYPE, "points": list(POINTS), "shape": {**asdict(net.shape), "grid": list(net.shape.grid)},
+    config = {"type": kind, **({"points": list(POINTS)} if kind == GROUNDING_TYPE else {}), "shape": {**asdict(net.shape), "grid": list(net.shape.grid)},
               "text_encoder": text.ENCODER_NAME, **extra}
     write_bytes(folder / "model.safetensors",
                 save({k: v.detach().cpu().float().contiguous() for k, v in net.state_dict().items()}))
     write_json(folder / "config.json", config)
 
 
-def load_grounding(folder: Path) -> tuple[GroundingNet, dict]:
+def load_grounding(folder: Path, kind: str = GROUNDING_TYPE, what: str = "grounding model") -> tuple[GroundingNet, dict]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -177,13 +190,15 @@ def load_grounding(folder: Path) -> tuple[GroundingNet, dict]:
     folder = Path(folder)
     config_path = folder / "config.json"
     if not config_path.exists():
-        raise Vid2ActError(f"{folder} is incomplete: the grounding model's config.json is missing")
-    config = load_json(config_path, "grounding config")
-    if config.get("type") != GROUNDING_TYPE:
-        raise Vid2ActError(f"{config_path} has type {config.get('type')!r}; this vid2act reads {GROUNDING_TYPE!r}")
+        raise Vid2ActError(f"{folder} is incomplete: the {what}'s config.json is missing")
+    config = load_json(config_path, f"{what} config")
+    if config.get("type") != kind:
+        raise Vid2ActError(f"{config_path} has type {config.get('type')!r}; this vid2act reads {kind!r}")
     try:
         shape = config["shape"]
-        net = GroundingNet(GroundingShape(tuple(shape["grid"]), shape["channels"], shape["width"]))
+        net = GroundingNet(GroundingShape(tuple(shape["grid"]), shape["channels"], shape["width"],
+                                          shape.get("heat_inputs", 0), shape.get("maps", len(POINTS)),
+                                          shape.get("flags", 0)))
         net.load_state_dict(load_file(str(folder / "model.safetensors")))
     except (KeyError, TypeError) as e:
         raise Vid2ActError(f"{config_path} is malformed ({e.__class__.__name__}: {e})") from None

@@ -12,6 +12,9 @@
 - The plan is drawn at 1/`scale` of the scene's resolution (24x32 for 48x64 scenes), and what it draws is
   the change from the current frame, upsampled and added to the full-resolution frame, so what does not
   move stays sharp (most pixels do not change).
+- The sketch next (`sketch.py`): a second small net reads the frame, the two heatmaps and the instruction and
+  marks where the grasp point is at each keyframe (and its shadow on the table, which fixes its height) and
+  whether the gripper is closed; the UNet reads those marks as heatmaps and planes and draws the arm there.
 - The instruction's MiniLM tokens are cross-attended at the coarsest `attention_levels` levels and its
   mean embedding conditions every block through the time embedding. Classifier-free guidance drops the
   prompt (all-zero embeddings); the frame and the heatmaps are always given.
@@ -32,11 +35,13 @@ from diffusers.utils import BaseOutput
 
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.video import text
+from vid2act.video.sketch import SKETCH_FOLDER, SKETCH_TYPE, conditions, read as read_sketch
 from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, GroundingNet, heatmaps, load_grounding, locate,
                                      save_grounding)
 
-PLANNER_FORMAT = "vid2act.video/2"
-OLD_FORMATS = {"vid2act.video/1": "a whole-episode planner of vid2act 0.1, which drew no grounding"}
+PLANNER_FORMAT = "vid2act.video/3"
+OLD_FORMATS = {"vid2act.video/1": "a whole-episode planner of vid2act 0.1, which drew no grounding",
+               "vid2act.video/2": "a chunk planner that drew without a sketch of where the arm goes"}
 PLANNER_FILE = "planner.json"  # beside model_index.json: what the plan is (frames, stride, modalities, ...)
 DEFAULT_PLANNER = "planner-rgbd"  # what `--model default` names, under models/
 SAMPLERS = {"ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
@@ -83,12 +88,19 @@ class PlannerShape:
                    planner["scale"], planner["horizon"])
 
 
+def condition_channels(shape: PlannerShape) -> int:
+    """What the UNet reads besides the frames: the grounding's two heatmaps and the sketch's (`sketch.py`)."""
+    return 2 + 3 * shape.frames
+
+
 def make_unet(shape: PlannerShape, widths=(32, 64, 128), attention_levels: int = 2) -> UNet2DConditionModel:
-    """The UNet for `shape`: in, the noisy change of each keyframe, the current frame and the two heatmaps;
-    out, v for each keyframe's change. Cross-attends to the prompt's tokens at its coarsest levels."""
+    """The UNet for `shape`: in, the noisy change of each keyframe, the current frame, the grounding's two
+    heatmaps and the sketch; out, v for each keyframe's change. Cross-attends to the prompt's tokens at its
+    coarsest levels."""
     c, plain = shape.channels, len(widths) - attention_levels
     return UNet2DConditionModel(
-        sample_size=shape.plan_size, in_channels=(shape.frames + 1) * c + 2, out_channels=shape.frames * c,
+        sample_size=shape.plan_size, in_channels=(shape.frames + 1) * c + condition_channels(shape),
+        out_channels=shape.frames * c,
         down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * attention_levels,
         up_block_types=("CrossAttnUpBlock2D",) * attention_levels + ("UpBlock2D",) * plain,
         mid_block_type="UNetMidBlock2DCrossAttn", block_out_channels=tuple(widths), layers_per_block=1,
@@ -153,7 +165,8 @@ def null_prompt(batch: int, device=None) -> dict[str, torch.Tensor]:
 def predict(unet, noisy_change: torch.Tensor, current: torch.Tensor, heat: torch.Tensor, timestep,
             prompt: dict) -> torch.Tensor:
     """The UNet's v [B, K, C, h, w] for the noisy change [B, K, C, h, w] from the current frame
-    [B, C, h, w], given the heatmaps [B, 2, h, w] and the prompt's embeddings."""
+    [B, C, h, w], given the conditions [B, 2 + 3K, h, w] (grounding heatmaps, then the sketch) and the
+    prompt's embeddings."""
     b, k, c, h, w = noisy_change.shape
     x = torch.cat([noisy_change.reshape(b, k * c, h, w), current, heat.to(current.dtype)], dim=1)
     out = unet(x, timestep, encoder_hidden_states=prompt["tokens"], class_labels=prompt["pooled"],
@@ -174,10 +187,13 @@ def check_sampling(steps: int, guidance: float, samples: int) -> None:
 class PlanOutput(BaseOutput):
     """rgb uint8 [N, K+1, H, W, 3] and depth float32 metres [N, K+1, H, W] (None for an RGB planner);
     frame 0 is the frame the plan starts from. points: the grounding [2, 2] (object, target; column, row on
-    the plan's grid) the plan was drawn for."""
+    the plan's grid) the plan was drawn for; marks [N, K, 2, 2] and closed [N, K]: the sketch each keyframe
+    was drawn to (grasp point and its shadow on the plan's grid, gripper closed)."""
     rgb: np.ndarray
     depth: np.ndarray | None
     points: np.ndarray
+    marks: np.ndarray
+    closed: np.ndarray
 
 
 class VideoPlannerPipeline(DiffusionPipeline):
@@ -188,25 +204,29 @@ class VideoPlannerPipeline(DiffusionPipeline):
     """
 
     def __init__(self, unet: UNet2DConditionModel, scheduler, planner: dict | None = None,
-                 grounding: GroundingNet | None = None):
+                 grounding: GroundingNet | None = None, sketcher: GroundingNet | None = None):
         super().__init__()
-        if planner is None or grounding is None:
-            raise Vid2ActError("the planner settings (planner.json) or its grounding model are missing")
+        if planner is None or grounding is None or sketcher is None:
+            raise Vid2ActError("the planner settings (planner.json), its grounding or its sketch model are missing")
         self.register_modules(unet=unet, scheduler=scheduler)
         self.planner = planner  # the plan's shape, normalization and provenance; planner.json on disk
-        self.grounding = grounding  # not a diffusers module: saved and loaded beside them, in grounding/
+        # not diffusers modules: saved and loaded beside them, in grounding/ and sketch/
+        self.grounding, self.sketcher = grounding, sketcher
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         folder = Path(pretrained_model_name_or_path)
         kwargs.setdefault("planner", json.loads((folder / PLANNER_FILE).read_text()))
         kwargs.setdefault("grounding", load_grounding(folder / GROUNDING_FOLDER)[0])
+        kwargs.setdefault("sketcher", load_sketch(folder))
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def save_pretrained(self, save_directory, **kwargs):
         from vid2act.files import write_json
         super().save_pretrained(save_directory, **kwargs)
         save_grounding(Path(save_directory) / GROUNDING_FOLDER, self.grounding, self.planner.get("grounding", {}))
+        save_grounding(Path(save_directory) / SKETCH_FOLDER, self.sketcher, self.planner.get("sketch", {}),
+                       kind=SKETCH_TYPE)
         write_json(Path(save_directory) / PLANNER_FILE, self.planner)
 
     def to(self, *args, **kwargs):
@@ -214,6 +234,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
         device = kwargs.get("device", args[0] if args and not isinstance(args[0], torch.dtype) else None)
         if device is not None:
             self.grounding.to(device)
+            self.sketcher.to(device)
         return self
 
     @property
@@ -272,6 +293,18 @@ class VideoPlannerPipeline(DiffusionPipeline):
         logits = self.grounding(small.to(device), embedded["tokens"].to(device), embedded["mask"].to(device))
         return locate(logits)[0].cpu().numpy()
 
+    @torch.no_grad()
+    def sketch(self, small: torch.Tensor, prompt: str, heat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the grasp point is at each keyframe and whether the gripper is closed there, from the frame at
+        the plan's size [1, C, h, w] and the grounding's heatmaps [1, 2, h, w]: marks [1, K, 2, 2] (grasp point,
+        shadow; column, row) and closed [1, K]."""
+        embedded = text.encode([prompt])
+        device = next(self.sketcher.parameters()).device
+        logits, flags = self.sketcher(small.to(device), embedded["tokens"].to(device), embedded["mask"].to(device),
+                                      heat.to(device))
+        marks, closed = read_sketch(logits, flags, self.shape.frames)
+        return marks.cpu(), closed.cpu()
+
     def prepare_latents(self, samples: int, generator: torch.Generator | None) -> torch.Tensor:
         shape = self.shape
         h, w = shape.plan_size
@@ -321,19 +354,23 @@ class VideoPlannerPipeline(DiffusionPipeline):
                  generator: torch.Generator | None = None, num_videos_per_prompt: int = 1,
                  points: np.ndarray | None = None) -> PlanOutput:
         """One chunk: the next `frames` keyframes after `image`. `points` (from `ground`) are the places the
-        chunk heads for; by default they are read off this frame."""
+        chunk heads for; by default they are read off this frame. The sketch of the chunk is read off this
+        frame, and the UNet draws the keyframes to it."""
         image, depth = self.check_inputs(image, depth, num_inference_steps, guidance_scale, num_videos_per_prompt)
         if points is None:
             points = self.ground(image, depth, prompt)
         n = num_videos_per_prompt
         full, small = self.frame_input(image, depth)
         heat = heatmaps(torch.as_tensor(points)[None], self.shape.plan_size, HEATMAP_SIGMA)
+        marks, closed = self.sketch(small, prompt, heat)
+        condition = torch.cat([heat, conditions(marks, closed, self.shape.plan_size)], dim=1)
         prompt_embeds = self.encode_prompt(prompt, n, guidance_scale != 1.0)
         latents = self.prepare_latents(n, generator)
-        change = self.denoise(latents, small.expand(n, -1, -1, -1), heat.expand(n, -1, -1, -1), prompt_embeds,
+        change = self.denoise(latents, small.expand(n, -1, -1, -1), condition.expand(n, -1, -1, -1), prompt_embeds,
                               num_inference_steps, guidance_scale, generator)
         rgb, plan_depth = self.decode(change, full, image, depth)
-        return PlanOutput(rgb=rgb, depth=plan_depth, points=np.asarray(points))
+        return PlanOutput(rgb=rgb, depth=plan_depth, points=np.asarray(points),
+                          marks=marks.expand(n, -1, -1, -1).numpy(), closed=closed.expand(n, -1).numpy())
 
     @torch.no_grad()
     def rollout(self, image: np.ndarray, prompt: str, depth: np.ndarray | None = None,
@@ -349,18 +386,23 @@ class VideoPlannerPipeline(DiffusionPipeline):
         plans = []
         for _ in range(num_videos_per_prompt):
             rgb, plan_depth = [image[None]], [depth[None]] if depth is not None else None
+            marks, closed = [], []
             while sum(len(r) for r in rgb) - 1 < horizon:
                 frame = rgb[-1][-1]
                 frame_depth = plan_depth[-1][-1] if plan_depth is not None else None
                 chunk = self(frame, prompt, frame_depth, num_inference_steps, guidance_scale, generator, 1, points)
                 rgb.append(chunk.rgb[0, 1:])
+                marks.append(chunk.marks[0])
+                closed.append(chunk.closed[0])
                 if plan_depth is not None:
                     plan_depth.append(chunk.depth[0, 1:])
             plans.append((np.concatenate(rgb)[: horizon + 1],
-                          np.concatenate(plan_depth)[: horizon + 1] if plan_depth is not None else None))
-        rgb = np.stack([p[0] for p in plans])
-        return PlanOutput(rgb=rgb, depth=np.stack([p[1] for p in plans]) if depth is not None else None,
-                          points=np.asarray(points))
+                          np.concatenate(plan_depth)[: horizon + 1] if plan_depth is not None else None,
+                          np.concatenate(marks)[:horizon], np.concatenate(closed)[:horizon]))
+        return PlanOutput(rgb=np.stack([p[0] for p in plans]),
+                          depth=np.stack([p[1] for p in plans]) if depth is not None else None,
+                          points=np.asarray(points), marks=np.stack([p[2] for p in plans]),
+                          closed=np.stack([p[3] for p in plans]))
 
 
 # --- files -------------------------------------------------------------------------------------------------
@@ -405,6 +447,7 @@ def load_planner(reference: str, device: str = "cpu", sampler: str | None = None
         hint = f" ({', '.join(others)} found: vid2act loads only safetensors, never pickles)" if others else ""
         raise Vid2ActError(f"{folder}/unet has no safetensors weights{hint}")
     grounding, _ = load_grounding(folder / GROUNDING_FOLDER)
+    sketcher = load_sketch(folder)
     try:
         PlannerShape.from_planner(planner).check()
         unet = UNet2DConditionModel.from_pretrained(folder / "unet", use_safetensors=True,
@@ -414,9 +457,14 @@ def load_planner(reference: str, device: str = "cpu", sampler: str | None = None
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise Vid2ActError(f"{folder} could not be loaded ({first_line})") from None
-    pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=scheduler, planner=planner, grounding=grounding)
+    pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=scheduler, planner=planner, grounding=grounding,
+                                sketcher=sketcher)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def load_sketch(folder: Path) -> GroundingNet:
+    return load_grounding(Path(folder) / SKETCH_FOLDER, kind=SKETCH_TYPE, what="sketch model")[0]
 
 
 def _sampler_name(scheduler_config: dict) -> str:
@@ -428,11 +476,12 @@ def _sampler_name(scheduler_config: dict) -> str:
 
 
 def save_planner(folder: Path, unet: UNet2DConditionModel, planner: dict, scheduler, grounding: GroundingNet,
-                 half: bool = False) -> None:
+                 sketcher: GroundingNet, half: bool = False) -> None:
     """The diffusers layout into `folder` (which the caller creates atomically). `half` stores fp16 weights."""
     import copy
     unet = copy.deepcopy(unet).to("cpu")
     if half:
         unet = unet.half()
-    pipe = VideoPlannerPipeline(unet=unet, scheduler=scheduler, planner=planner, grounding=grounding)
+    pipe = VideoPlannerPipeline(unet=unet, scheduler=scheduler, planner=planner, grounding=grounding,
+                                sketcher=sketcher)
     pipe.save_pretrained(folder, safe_serialization=True)

@@ -1,4 +1,5 @@
-"""Train the video planner: the grounding net first (a minute), then the chunk UNet, one loop, top to bottom.
+"""Train the video planner: the grounding net first (a minute), then the sketch (a few minutes), then the chunk
+UNet, one loop, top to bottom.
 Runs unchanged under `accelerate launch` (several GPUs, processes or machines): every process draws its
 own clips, gradients are averaged, the main process keeps the EMA weights and writes checkpoints, sample
 plans and snapshots.
@@ -25,8 +26,9 @@ from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError
 from vid2act.files import output_dir, replace_path, write_bytes, write_json, write_video
 from vid2act.sim.world import ACTION_SPACE, Camera
-from vid2act.training import CHECKPOINT, check_positive, held_out_split, learning_rate, make_accelerator, start_run
-from vid2act.video import text
+from vid2act.training import (CHECKPOINT, Curves, check_positive, held_out_split, learning_rate, make_accelerator,
+                              shard, start_run)
+from vid2act.video import sketch, text
 from vid2act.video.grounding import (GroundingNet, GroundingShape, cell_index, demo_pixels, demo_points, heatmaps,
                                      load_grounding, locate, save_grounding)
 from vid2act.video.pipeline import (GROUNDING_FOLDER, HEATMAP_SIGMA, PLANNER_FORMAT, PlannerShape,
@@ -66,17 +68,23 @@ class VideoTrainConfig:
     grounding_batch_size: int = 32
     grounding_lr: float = 1e-3
     grounding_width: int = 32
+    sketch_steps: int = 1500
+    sketch_batch_size: int = 32
+    sketch_lr: float = 1e-3
+    sketch_width: int = 48
     seed: int = 0
     device: str = "cpu"
     mixed_precision: str = "no"  # "bf16": autocast with fp32 master weights (about 3x faster on a CPU with AVX512-BF16)
     init_from: str = ""  # a planner (folder or shipped name) whose weights start the run, to fine-tune or continue
+    report_to: str = "none"  # "tensorboard": the curves also as event files in RUN/logs/
 
     def check(self) -> None:
         for name in ("context_noise", "text_dropout", "noise_bias"):
             if not math.isfinite(getattr(self, name)):
                 raise UsageError(f"--{name.replace('_', '-')} must be a finite number (got {getattr(self, name)})")
         check_positive(self, ("steps", "batch_size", "lr", "grounding_lr", "grounding_steps", "grounding_batch_size",
-                              "eval_every", "checkpoint_every", "snr_cap"))
+                              "sketch_steps", "sketch_batch_size", "sketch_lr", "eval_every", "checkpoint_every",
+                              "snr_cap"))
         if self.stride < 1 or self.frames < 1 or self.horizon < 0:
             raise UsageError("--stride and --frames must be at least 1 and --horizon at least 0 (0: cover the "
                              "longest episode)")
@@ -91,19 +99,30 @@ class VideoTrainConfig:
             raise UsageError(f"--noise-bias must be at least 1 (1: timesteps drawn uniformly; got {self.noise_bias})")
         if not 0 <= self.context_noise <= 1 or not 0 <= self.text_dropout < 1:
             raise UsageError("--context-noise must lie in [0, 1] and the text dropout in [0, 1)")
-        if self.grounding_width < 8 or self.grounding_width % 8:
-            raise UsageError(f"--grounding-width must be a multiple of 8 (got {self.grounding_width})")
+        for name in ("grounding_width", "sketch_width"):
+            if getattr(self, name) < 8 or getattr(self, name) % 8:
+                raise UsageError(f"--{name.replace('_', '-')} must be a multiple of 8 (got {getattr(self, name)})")
 
 
 class ClipData:
     """Every frame of some episodes in memory (rgb uint8, depth float16) at 1/`scale`, their prompts'
-    embeddings, and each episode's two demonstrated places (grid coordinates, and world metres to score)."""
+    embeddings, each episode's two demonstrated places (grid coordinates, and world metres to score), and
+    each frame's sketch marks and gripper (`sketch.py`) with its commanded grasp point."""
 
     def __init__(self, dataset: Dataset, episodes: list[int], modalities: str, scale: int, grid: tuple[int, int]):
         rgb, depth, starts, lengths, prompts, pixels, points, tasks = [], [], [], [], [], [], [], []
+        marks, closed, grasp = [], [], []
         offset = 0
         for i in episodes:
             episode = dataset.episode(i, ("rgb", "depth", "instruction", "task", "scene", "ee_target", "actions"))
+            scene = json.loads(episode["scene"])
+            camera = Camera.from_json(scene["camera"])
+            gripper = np.concatenate([[scene["state"]["robot"]["gripper"]], episode["actions"][:, 3]])
+            frame_marks, frame_closed = sketch.frame_marks(episode["ee_target"], gripper, camera,
+                                                           tuple(dataset.info["image_size"]), grid)
+            marks.append(frame_marks)
+            closed.append(frame_closed)
+            grasp.append(episode["ee_target"])
             small_rgb, small_depth = shrink(torch.from_numpy(episode["rgb"]),
                                             torch.from_numpy(episode["depth"]) if modalities == "rgbd" else None, scale)
             rgb.append(small_rgb)
@@ -116,7 +135,10 @@ class ClipData:
             pixels.append(demo_pixels(episode, grid))
             points.append(demo_points(episode["ee_target"], episode["actions"][:, 3]))
             offset += len(episode["rgb"])
-        self.camera = Camera.from_json(json.loads(episode["scene"])["camera"])
+        self.camera = camera
+        self.marks = torch.from_numpy(np.concatenate(marks))  # [F, 2, 2]
+        self.closed = torch.from_numpy(np.concatenate(closed))  # [F]
+        self.grasp = np.concatenate(grasp)  # [F, 3] metres
         self.image_size = tuple(dataset.info["image_size"])
         self.rgb = torch.cat(rgb)
         self.depth = torch.cat(depth) if depth else None
@@ -218,6 +240,97 @@ def train_grounding(config: VideoTrainConfig, data: ClipData, val_data: ClipData
     on_message(f"grounding: {seconds / 60:.1f} min, validation object {v['object']['cm_median']:.1f} cm / target "
                f"{v['target']['cm_median']:.1f} cm (median), {v['object']['within_1.5_cells']:.0%} / "
                f"{v['target']['within_1.5_cells']:.0%} within 1.5 cells")
+    return net, metrics
+
+
+# --- the sketch: trained second, on clips from every frame -----------------------------------------------------
+def sketch_inputs(data: ClipData, episodes: torch.Tensor, first: torch.Tensor, frames: int, stride: int,
+                  depth_mean: float, depth_std: float, rng: np.random.Generator | None = None, context_noise: float = 0.0):
+    """The sketch's inputs for clips starting at `first` of `episodes`: the frame (noised by up to
+    `context_noise` with `rng`, as the UNet's), the grounding's heatmaps (the demonstrated places, off by a
+    fraction of a cell with `rng`), the prompt; and the keyframes' frame indices [B, frames + 1]."""
+    index = data.windows(episodes, first, frames + 1, stride)
+    frame = data.frames(index[:, 0], depth_mean, depth_std)
+    places = data.pixels[episodes]
+    if rng is not None:
+        b = len(episodes)
+        places = places + torch.from_numpy(rng.normal(0, 0.3, (b, 2, 2))).float()
+        generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+        blur = torch.from_numpy(rng.random(b) * context_noise).float().view(b, 1, 1, 1)
+        frame = frame + blur * torch.randn(frame.shape, generator=generator)
+    heat = heatmaps(places, tuple(frame.shape[-2:]), HEATMAP_SIGMA)
+    return frame, heat, data.prompt(episodes, "cpu"), index
+
+
+def sketch_errors(net: GroundingNet, data: ClipData, shape: PlannerShape, depth_mean: float, depth_std: float,
+                  episodes: int | None = None) -> dict:
+    """Per family: the sketched grasp points' error in grid cells (the grasp point's mark) and in cm (3-D), per
+    keyframe and overall, and the share of keyframes whose gripper is right; clips from each episode's first
+    frame, a third in and two thirds in."""
+    count = len(data) if episodes is None else min(episodes, len(data))
+    cells, cm, right, tasks = [], [], [], []
+    with torch.no_grad():
+        for part in (0.0, 1 / 3, 2 / 3):
+            for k in range(0, count, 256):
+                rows = torch.arange(k, min(count, k + 256))
+                first = (data.lengths[rows].float() * part).long()
+                frame, heat, prompt, index = sketch_inputs(data, rows, first, shape.frames, shape.stride,
+                                                           depth_mean, depth_std)
+                logits, flags = net(frame, prompt["tokens"], prompt["mask"], heat)
+                marks, closed = sketch.read(logits, flags, shape.frames)
+                truth = data.marks[index[:, 1:]]
+                cells.append(torch.linalg.norm(marks[:, :, 0] - truth[:, :, 0], dim=-1).numpy())
+                world = sketch.to_world(marks.numpy(), data.camera, data.image_size, shape.plan_size)
+                cm.append(100 * np.linalg.norm(world - data.grasp[index[:, 1:].numpy()], axis=-1))
+                right.append((closed == data.closed[index[:, 1:]]).numpy())
+                tasks += [data.tasks[r] for r in rows.tolist()]
+    cells, cm, right, tasks = np.concatenate(cells), np.concatenate(cm), np.concatenate(right), np.array(tasks)
+    out = {}
+    for family in sorted(set(tasks)) + ["all"]:
+        rows = tasks == family if family != "all" else np.ones(len(tasks), bool)
+        out[family] = {"cells_median": round(float(np.median(cells[rows])), 3),
+                       "cm_median": round(float(np.median(cm[rows])), 2), "cm_mean": round(float(cm[rows].mean()), 2),
+                       "cm_median_per_keyframe": [round(float(np.median(cm[rows, j])), 2) for j in range(cm.shape[1])],
+                       "within_2cm": round(float((cm[rows] <= 2).mean()), 3),
+                       "gripper_right": round(float(right[rows].mean()), 3), "clips": int(rows.sum())}
+    return out
+
+
+def train_sketch(config: VideoTrainConfig, data: ClipData, val_data: ClipData, shape: PlannerShape,
+                 depth_mean: float, depth_std: float, on_message: Callable[[str], None]) -> tuple[GroundingNet, dict]:
+    """The sketch net: cross-entropy on the grid cell of each keyframe's two marks, and the gripper's, from
+    clips that start anywhere in the training episodes (with the UNet's context noise)."""
+    torch.manual_seed(config.seed)
+    k = shape.frames
+    net = GroundingNet(GroundingShape(shape.plan_size, shape.channels, config.sketch_width, heat_inputs=2,
+                                      maps=2 * k, flags=k))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.sketch_lr)
+    started = time.perf_counter()
+    for step in range(config.sketch_steps):
+        rng = np.random.default_rng([config.seed, step, 11])
+        b = config.sketch_batch_size
+        episodes = torch.from_numpy(rng.integers(0, len(data), b))
+        lengths = data.lengths[episodes].numpy()
+        first = np.where(rng.random(b) < config.start_at_beginning, 0, (rng.random(b) * lengths).astype(np.int64))
+        frame, heat, prompt, index = sketch_inputs(data, episodes, torch.from_numpy(first), k, shape.stride,
+                                                   depth_mean, depth_std, rng, config.context_noise)
+        logits, flags = net(frame, prompt["tokens"], prompt["mask"], heat)
+        classes = cell_index(data.marks[index[:, 1:]].reshape(b, 2 * k, 2), shape.plan_size)
+        loss = (F.cross_entropy(logits.flatten(2).flatten(0, 1), classes.flatten())
+                + F.binary_cross_entropy_with_logits(flags, data.closed[index[:, 1:]].float()))
+        for group in optimizer.param_groups:
+            group["lr"] = config.sketch_lr * 0.5 * (1 + math.cos(math.pi * step / config.sketch_steps))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    net.eval()
+    seconds = time.perf_counter() - started
+    metrics = {"steps": config.sketch_steps, "train_seconds": round(seconds, 1), "final_loss": round(loss.item(), 4),
+               "train": sketch_errors(net, data, shape, depth_mean, depth_std, episodes=200),
+               "validation": sketch_errors(net, val_data, shape, depth_mean, depth_std)}
+    v = metrics["validation"]["all"]
+    on_message(f"sketch: {seconds / 60:.1f} min, validation grasp point {v['cm_median']:.1f} cm (median), "
+               f"{v['within_2cm']:.0%} within 2 cm, gripper {v['gripper_right']:.0%} right")
     return net, metrics
 
 
@@ -325,8 +438,8 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
           on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
           on_message: Callable[[str], None] = lambda text: None) -> dict:
     config.check()
-    accelerator = make_accelerator(config.device, config.mixed_precision)
     run = Path(config.out)
+    accelerator = make_accelerator(config.device, config.mixed_precision, config.report_to, run)
     dataset = Dataset(config.data)  # before the run folder exists: a bad dataset leaves nothing behind
     image_size = tuple(dataset.info["image_size"])
     early = PlannerShape(config.frames, config.stride, config.modalities, image_size, config.scale, 1)
@@ -336,8 +449,9 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     source = init_source(config, early) if config.init_from else None  # checked before the run folder exists
     run_lock = start_run(accelerator, run, resume, force, on_message)  # held until this function ends
 
-    # Data: every frame in memory at the plan's size (full size for validation), the last episodes held out.
-    data = ClipData(dataset, train_episodes, config.modalities, config.scale, early.plan_size)
+    # Data: every frame of this process's shard in memory at the plan's size (full size for validation), the
+    # last episodes held out.
+    data = ClipData(dataset, shard(train_episodes, accelerator), config.modalities, config.scale, early.plan_size)
     val_data = ClipData(dataset, val_episodes, config.modalities, 1, early.plan_size)  # chunks are scored as drawn
     longest = int(data.lengths.max())
     horizon = config.horizon or math.ceil((longest - 1) / config.stride)
@@ -374,7 +488,22 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         accelerator.wait_for_everyone()
     planner["grounding"] = {"metrics": grounding_metrics}
 
-    # Stage 2, the chunk UNet.
+    # Stage 2, the sketch: trained once, kept in RUN/sketch/.
+    sketch_folder = run / sketch.SKETCH_FOLDER
+    if resume and (sketch_folder / "config.json").exists():
+        sketcher, sketch_config = load_grounding(sketch_folder, kind=sketch.SKETCH_TYPE, what="sketch model")
+        sketch_metrics = sketch_config["metrics"]
+    else:
+        sketcher, sketch_metrics = train_sketch(config, data, val_data_small(dataset, val_episodes, config,
+                                                                             early.plan_size),
+                                                shape, depth_mean, depth_std, on_message)
+        if accelerator.is_main_process:
+            with output_dir(sketch_folder, force=True) as tmp:
+                save_grounding(tmp, sketcher, {"metrics": sketch_metrics}, kind=sketch.SKETCH_TYPE)
+        accelerator.wait_for_everyone()
+    planner["sketch"] = {"metrics": sketch_metrics}
+
+    # Stage 3, the chunk UNet, drawing to the demonstration's own sketch.
     torch.manual_seed(config.seed)
     model = make_unet(shape, config.widths, config.attention_levels)
     if source is not None:
@@ -390,17 +519,18 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         on_message(f"resuming {run} at step {start}")
     model, optimizer = accelerator.prepare(model, optimizer)
     parameters = accelerator.unwrap_model(model).state_dict(keep_vars=True)
+    curves = Curves(run, accelerator, start, config.report_to, _config_json(config))
 
     def snapshot(step: int, seconds: float) -> VideoPlannerPipeline:
         """A pipeline with the EMA weights, for sampling; its training time goes with it, so that a run started
         `--init-from` a snapshot counts it."""
         unet = make_unet(shape, config.widths, config.attention_levels)
         unet.load_state_dict(ema)
-        info = {**planner, "train_seconds": seconds + grounding_metrics["train_seconds"],
+        info = {**planner, "train_seconds": seconds + grounding_metrics["train_seconds"] + sketch_metrics["train_seconds"],
                 "training": {**_config_json(config), "step": step,
                              "processes": accelerator.num_processes, "vid2act_version": __version__}}
         pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=make_scheduler("ddim"), planner=info,
-                                    grounding=grounding)
+                                    grounding=grounding, sketcher=sketcher)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -422,7 +552,11 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         prompt["mask"] = torch.where(drop[:, None], True, prompt["mask"])
         # The places come from the demonstration; a grounding error of a fraction of a cell is trained for.
         jitter = torch.from_numpy(rng.normal(0, 0.3, (b, 2, 2))).float()
-        heat = heatmaps(data.pixels[episodes] + jitter, (h, w), HEATMAP_SIGMA).to(accelerator.device)
+        heat = heatmaps(data.pixels[episodes] + jitter, (h, w), HEATMAP_SIGMA)
+        # The keyframes' sketch from the demonstration, off by about the sketch net's own error.
+        marks = data.marks[index[:, 1:]] + torch.from_numpy(rng.normal(0, 0.4, (b, shape.frames, 2, 2))).float()
+        heat = torch.cat([heat, sketch.conditions(marks, data.closed[index[:, 1:]], (h, w))], dim=1)
+        heat = heat.to(accelerator.device)
         current, change = video[:, 0], video[:, 1:] - video[:, :1]
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
         blur = torch.from_numpy(rng.random(b) * config.context_noise).float().view(b, 1, 1, 1)
@@ -451,37 +585,40 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         samples += b * accelerator.num_processes
         done = step + 1
         on_step(done, loss.item(), samples / (time.perf_counter() - started))
+        curves.step(done, loss.item(), learning_rate(config, step), (seconds_before + time.perf_counter() - started) / 60)
 
         if accelerator.is_main_process and (done % config.eval_every == 0 or done == config.steps):
             seconds = seconds_before + time.perf_counter() - started
             pipe = snapshot(done, seconds)
             metrics = validate(pipe, val_data, config, run / "samples" / f"step-{done:06d}.mp4")
+            curves.evaluation(done, seconds / 60, metrics)
             history.append({"step": done, "loss": loss.item(), "train_seconds": round(seconds, 1), **metrics})
             with output_dir(run / "snapshots" / f"step-{done:06d}", force=True) as tmp:
-                save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler, grounding, half=True)
+                save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler, grounding, sketcher, half=True)
             on_message(f"step {done}: validation PSNR {metrics['psnr']:.2f} dB ({seconds / 60:.1f} min)")
         if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
             save_checkpoint(run, done, accelerator.unwrap_model(model), ema, optimizer, config, history,
                             seconds_before + time.perf_counter() - started)
         accelerator.wait_for_everyone()
 
+    curves.finish()
     if not accelerator.is_main_process:
         return {}
     seconds = seconds_before + time.perf_counter() - started
     final = history[-1]
     write_json(run / "metrics.json", {"final": final, "history": history, "train_seconds": seconds,
-                                      "grounding": grounding_metrics})
+                                      "grounding": grounding_metrics, "sketch": sketch_metrics})
     pipe = snapshot(config.steps, seconds)
     pipe.planner["metrics"] = final
     # The model's files sit at the run's top level beside its checkpoint and snapshots, so they cannot be
     # swapped in one rename: all are written first, then each replaces its old self.
     staged = run / ".model.new"
     with output_dir(staged, force=True) as tmp:
-        save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler, grounding)
+        save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler, grounding, sketcher)
     for item in staged.iterdir():
         replace_path(item, run / item.name)
     staged.rmdir()
-    return {**final, "grounding": grounding_metrics["validation"]["all"]}
+    return {**final, "grounding": grounding_metrics["validation"]["all"], "sketch": sketch_metrics["validation"]["all"]}
 
 
 def val_data_small(dataset: Dataset, episodes: list[int], config: VideoTrainConfig, grid) -> ClipData:
