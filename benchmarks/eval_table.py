@@ -30,7 +30,7 @@ def main() -> None:
         for name, aggregate in info["aggregates"].items():
             family, split = name.split("/")
             cells.setdefault((family, split), {})[column] = aggregate
-    order = ["oracle", "gt-video", "plan, open loop"] + sorted(c for c in columns if c.startswith("plan, replan")) \
+    order = ["oracle", "gt-video", "sketch", "plan, open loop"] + sorted(c for c in columns if c.startswith("plan, replan")) \
         + ["bc", "random"]
     columns = [c for c in order if c in columns] + [c for c in columns if c not in order]
     print("| family | split | " + " | ".join(columns) + " |")

@@ -26,8 +26,8 @@ def eval_command(
     guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (1: none)."),
     workers: int = typer.Option(1, "--workers", "-w", help="Episodes in parallel processes."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
-    precision: str = typer.Option("fp32", "--precision", help="The planner's UNet in fp32, or bf16 (about 2x "
-                                  "faster on CPUs with AMX or AVX512-BF16 and on GPUs)."),
+    precision: str = typer.Option("fp32", "--precision", help="The planner's UNet in fp32, or bf16 (for GPUs "
+                                  "and CPUs with AMX or AVX512-BF16; on 2 CPU cores it gained little: docs/results.md)."),
     out: Path = typer.Option(..., "--out", "-o", help="Eval folder: eval_info.json, report.md, episodes/."),
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:

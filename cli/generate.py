@@ -22,8 +22,8 @@ def generate(
     num_samples: int = typer.Option(1, "--num-samples", "-k", help="Plans to draw; all are written, the first is the plan."),
     resize: bool = typer.Option(False, "--resize", help="Resize a start image of another size to the planner's."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (about 2x faster on CPUs with "
-                                  "AMX or AVX512-BF16 and on GPUs)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (for GPUs and CPUs with AMX or "
+                                  "AVX512-BF16; on 2 CPU cores it gained little: docs/results.md)."),
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
     """Draw a whole-task plan (a video of the task being done) from a start image and an instruction: the

@@ -451,9 +451,10 @@ def test_a_second_writer_of_a_folder_being_written_is_refused(command, demos, tm
                       "--checkpoint-every", 10]}[command]
     started = {"collect": out / "meta" / "info.json", "train": out / "checkpoint" / "state.json"}[command]
     first = _start(*args, "--out", out)
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # a loaded machine takes its time to import torch and read the data
     while time.time() < deadline and not started.exists():
         time.sleep(0.05)
+    assert started.exists(), f"the first {command} did not start writing within 300 s"
     second = vid2act(*args, "--out", out, *(["--resume"] if command == "train" else []))
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()

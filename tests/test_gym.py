@@ -12,7 +12,8 @@ from gymnasium.utils.env_checker import check_env
 import vid2act  # noqa: F401  (registers the environments)
 from conftest import vid2act as run_cli
 from vid2act.errors import UsageError
-from vid2act.gym import ENV_IDS
+from vid2act.gym import ENV_IDS, run_policy
+from vid2act.policies import load_policy
 
 
 @pytest.mark.parametrize("task", list(ENV_IDS))
@@ -60,32 +61,11 @@ def test_instruction_option_and_refusals():
     env.close()
 
 
-def _gym_episode(task: str, seed: int, policy_name: str) -> bool:
-    """One episode of a vid2act policy through the Gymnasium API, as eval runs it (same time limit)."""
-    from vid2act.policies import Observation, load_policy
-    env = gymnasium.make(ENV_IDS[task])
-    observation, info = env.reset(seed=seed, options={"split": "test"})
-    policy = load_policy(policy_name)
-    policy.reset(env.unwrapped.scene)
-    steps, success, done = 0, False, False
-    while not done:
-        actions = policy.act(Observation(observation["pixels"], observation["depth"], steps))
-        if len(actions) == 0:
-            break
-        for action in actions:
-            observation, _, terminated, truncated, info = env.step(np.asarray(action, np.float32))
-            steps += 1
-            success, done = info["is_success"], terminated or truncated
-            if done:
-                break
-    env.close()
-    return success
-
-
 def test_random_and_oracle_through_gymnasium_match_vid2act_eval(tmp_path):
     for policy in ("oracle", "random"):
         run = run_cli("eval", "--policy", policy, "--episodes", 1, "--out", tmp_path / policy)
         assert run.code == 0, run.stderr
         records = json.loads((tmp_path / policy / "eval_info.json").read_text())["episodes"]
         for record in records:
-            assert _gym_episode(record["task"], record["seed"], policy) == record["success"], (policy, record)
+            success, _ = run_policy(ENV_IDS[record["task"]], load_policy(policy), record["seed"], "test")
+            assert success == record["success"], (policy, record)

@@ -35,7 +35,6 @@ class TaskEnv(gymnasium.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": FPS}
 
     def __init__(self, task: str, render_mode: str | None = None, image_size: tuple[int, int] = (48, 64)):
-        from vid2act.sim.env import make_scene  # noqa: F401  (fails here, not at the first reset, if broken)
         from vid2act.sim.tasks import get_task
         get_task(task)
         problem = image_size_problem(*image_size)
@@ -126,3 +125,27 @@ def register() -> None:
             gymnasium.register(env_id, entry_point="vid2act.gym:TaskEnv", kwargs={"task": task},
                                max_episode_steps=time_limit(task))
 
+
+
+def run_policy(env_id: str, policy, seed: int, split: str = "test") -> tuple[bool, int]:
+    """One episode of a vid2act policy (`reset(scene)`, `act(observation)`) through the Gymnasium API, until
+    it terminates, is truncated or the policy has nothing more to do: (success, steps). The loop of
+    `examples/gym_closed_loop.py`, for benchmarks and tests."""
+    from vid2act.policies import Observation
+    env = gymnasium.make(env_id)
+    observation, info = env.reset(seed=seed, options={"split": split})
+    policy.reset(env.unwrapped.scene)
+    steps, done = 0, False
+    try:
+        while not done:
+            actions = policy.act(Observation(observation["pixels"], observation["depth"], steps))
+            if len(actions) == 0:
+                break
+            for action in actions:
+                observation, _, terminated, truncated, info = env.step(np.float32(action))
+                steps, done = steps + 1, terminated or truncated
+                if done:
+                    break
+    finally:
+        env.close()
+    return bool(info["is_success"]), steps

@@ -52,6 +52,15 @@ def learning_rate(config, step: int) -> float:
     return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def cosine_step(optimizer, loss, peak_lr: float, step: int, steps: int) -> None:
+    """One optimizer step at a cosine-decayed learning rate, no warm-up (the small nets' schedule)."""
+    for group in optimizer.param_groups:
+        group["lr"] = peak_lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def start_run(accelerator, run: Path, resume: bool, force: bool, on_message: Callable[[str], None]):
     """Make and lock the run folder on the main process: an existing run needs --resume (continue) or --force
     (start over), and a run another training is writing is refused. Returns the lock (None elsewhere):
@@ -67,6 +76,17 @@ def start_run(accelerator, run: Path, resume: bool, force: bool, on_message: Cal
             on_message(f"no checkpoint in {run} yet: starting from step 0")
     accelerator.wait_for_everyone()
     return lock
+
+
+WATCHING = ("report_to",)  # settings that change how a run is watched, not what it computes
+
+
+def check_same_settings(run: Path, then: dict, now: dict) -> None:
+    """A run resumes only with the settings it was started with (how it is watched may change)."""
+    changed = {k: (then.get(k), now.get(k)) for k in sorted(set(then) | set(now))
+               if k not in WATCHING and then.get(k) != now.get(k)}
+    if changed:
+        raise UsageError(f"{run} was started with other settings {changed}; resume with the same options")
 
 
 def shard(episodes: list[int], accelerator) -> list[int]:
@@ -121,6 +141,7 @@ class Curves:
     to accelerate's trackers (event files in RUN/logs/). Only the main process writes."""
 
     def __init__(self, run: Path, accelerator, start_step: int, report_to: str, config: dict):
+        self.last = config["steps"]
         import json
         self.run, self.accelerator, self.report_to = Path(run), accelerator, report_to
         self.main = accelerator.is_main_process
@@ -134,7 +155,7 @@ class Curves:
                                                              for k, v in config.items()})
 
     def step(self, step: int, loss: float, lr: float, minutes: float) -> None:
-        if step % CURVES_EVERY and step != 1:
+        if step % CURVES_EVERY and step not in (1, self.last):
             return
         point = {"step": step, "minutes": round(minutes, 3), "loss": loss, "lr": lr}
         if self.main:

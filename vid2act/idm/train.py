@@ -22,7 +22,7 @@ from vid2act.errors import UsageError
 from vid2act.files import output_dir, write_bytes, write_json
 from vid2act.idm.model import HEADS, MODALITIES, IDMArchitecture, InverseDynamicsModel, predict_actions, save_idm, windows
 from vid2act.training import (CHECKPOINT, Curves, check_positive, held_out_split, learning_rate, make_accelerator,
-                              shard, start_run)
+                              check_same_settings, shard, start_run)
 
 
 
@@ -122,9 +122,7 @@ def load_checkpoint(run: Path, model, optimizer, config: IDMTrainConfig) -> tupl
     from safetensors.torch import load_file
     folder = run / CHECKPOINT
     state = json.loads((folder / "state.json").read_text())
-    if state["config"] != asdict(config):
-        changed = {k: (v, asdict(config)[k]) for k, v in state["config"].items() if asdict(config).get(k) != v}
-        raise UsageError(f"{run} was started with other settings {changed}; resume with the same options")
+    check_same_settings(run, state["config"], asdict(config))
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     per_param: dict[int, dict] = {}
     for key, value in load_file(str(folder / "optimizer.safetensors")).items():

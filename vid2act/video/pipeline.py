@@ -417,8 +417,8 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 def load_planner(reference: str, device: str = "cpu", sampler: str | None = None,
                  precision: str = "fp32") -> VideoPlannerPipeline:
     """A planner folder (diffusers layout) or shipped name -> the pipeline on `device`. `precision` bf16 runs
-    the UNet in bfloat16 (about 2x faster on CPUs with AMX or AVX512-BF16); the grounding net and the
-    scheduler's arithmetic stay fp32."""
+    the UNet in bfloat16 (GPUs, CPUs with AMX or AVX512-BF16; this small UNet gains little on 2 cores); the
+    grounding and sketch nets and the scheduler's arithmetic stay fp32."""
     if precision not in PRECISIONS:
         raise UsageError(f"unknown --precision {precision!r}; choose {' or '.join(PRECISIONS)}")
 

@@ -27,10 +27,10 @@ from vid2act.errors import UsageError
 from vid2act.files import output_dir, replace_path, write_bytes, write_json, write_video
 from vid2act.sim.world import ACTION_SPACE, Camera
 from vid2act.training import (CHECKPOINT, Curves, check_positive, held_out_split, learning_rate, make_accelerator,
-                              shard, start_run)
+                              check_same_settings, cosine_step, shard, start_run)
 from vid2act.video import sketch, text
-from vid2act.video.grounding import (GroundingNet, GroundingShape, cell_index, demo_pixels, demo_points, heatmaps,
-                                     load_grounding, locate, save_grounding)
+from vid2act.video.grounding import (GROUNDING_TYPE, GroundingNet, GroundingShape, cell_index, demo_pixels,
+                                     demo_points, heatmaps, load_grounding, locate, save_grounding)
 from vid2act.video.pipeline import (GROUNDING_FOLDER, HEATMAP_SIGMA, PLANNER_FORMAT, PlannerShape,
                                     VideoPlannerPipeline, make_scheduler, make_unet, predict, save_planner, shrink,
                                     to_model)
@@ -74,7 +74,7 @@ class VideoTrainConfig:
     sketch_width: int = 48
     seed: int = 0
     device: str = "cpu"
-    mixed_precision: str = "no"  # "bf16": autocast with fp32 master weights (about 3x faster on a CPU with AVX512-BF16)
+    mixed_precision: str = "no"  # "bf16": autocast with fp32 master weights (CPUs with AVX512-BF16 or AMX, GPUs)
     init_from: str = ""  # a planner (folder or shipped name) whose weights start the run, to fine-tune or continue
     report_to: str = "none"  # "tensorboard": the curves also as event files in RUN/logs/
 
@@ -226,11 +226,7 @@ def train_grounding(config: VideoTrainConfig, data: ClipData, val_data: ClipData
         logits = net(data.frames(index, depth_mean, depth_std), prompt["tokens"], prompt["mask"])
         classes = cell_index(data.pixels[episodes], shape.plan_size)
         loss = F.cross_entropy(logits.flatten(2).flatten(0, 1), classes.flatten())
-        for group in optimizer.param_groups:
-            group["lr"] = config.grounding_lr * 0.5 * (1 + math.cos(math.pi * step / config.grounding_steps))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        cosine_step(optimizer, loss, config.grounding_lr, step, config.grounding_steps)
     net.eval()
     seconds = time.perf_counter() - started
     metrics = {"steps": config.grounding_steps, "train_seconds": round(seconds, 1), "final_loss": round(loss.item(), 4),
@@ -318,11 +314,7 @@ def train_sketch(config: VideoTrainConfig, data: ClipData, val_data: ClipData, s
         classes = cell_index(data.marks[index[:, 1:]].reshape(b, 2 * k, 2), shape.plan_size)
         loss = (F.cross_entropy(logits.flatten(2).flatten(0, 1), classes.flatten())
                 + F.binary_cross_entropy_with_logits(flags, data.closed[index[:, 1:]].float()))
-        for group in optimizer.param_groups:
-            group["lr"] = config.sketch_lr * 0.5 * (1 + math.cos(math.pi * step / config.sketch_steps))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        cosine_step(optimizer, loss, config.sketch_lr, step, config.sketch_steps)
     net.eval()
     seconds = time.perf_counter() - started
     metrics = {"steps": config.sketch_steps, "train_seconds": round(seconds, 1), "final_loss": round(loss.item(), 4),
@@ -358,10 +350,7 @@ def load_checkpoint(run: Path, model, ema: dict, optimizer, config: VideoTrainCo
     from safetensors.torch import load_file
     folder = run / CHECKPOINT
     state = json.loads((folder / "state.json").read_text())
-    if state["config"] != _config_json(config):
-        now = _config_json(config)
-        changed = {k: (v, now.get(k)) for k, v in state["config"].items() if now.get(k) != v}
-        raise UsageError(f"{run} was started with other settings {changed}; resume with the same options")
+    check_same_settings(run, state["config"], _config_json(config))
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     ema.update(load_file(str(folder / "ema.safetensors")))
     per_param: dict[int, dict] = {}
@@ -473,35 +462,25 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     on_message(f"{len(train_episodes)} training episodes, {len(val_episodes)} for validation; chunks of "
                f"{config.frames} keyframes every {config.stride} frames, open-loop plans of {horizon}")
 
-    # Stage 1, grounding: trained once, kept in RUN/grounding/ (a resumed run reads it back).
-    grounding_folder = run / GROUNDING_FOLDER
-    if resume and (grounding_folder / "config.json").exists():
-        grounding, grounding_config = load_grounding(grounding_folder)
-        grounding_metrics = grounding_config["metrics"]
-    else:
-        grounding, grounding_metrics = train_grounding(config, data, val_data_small(dataset, val_episodes, config,
-                                                                                    early.plan_size),
-                                                       shape, depth_mean, depth_std, on_message)
-        if accelerator.is_main_process:
-            with output_dir(grounding_folder, force=True) as tmp:
-                save_grounding(tmp, grounding, {"metrics": grounding_metrics})
-        accelerator.wait_for_everyone()
-    planner["grounding"] = {"metrics": grounding_metrics}
+    # Stages 1 and 2, the grounding and the sketch: small nets trained once, each kept in its folder of RUN
+    # (a resumed run reads them back).
+    val_small = val_data_small(dataset, val_episodes, config, early.plan_size)
 
-    # Stage 2, the sketch: trained once, kept in RUN/sketch/.
-    sketch_folder = run / sketch.SKETCH_FOLDER
-    if resume and (sketch_folder / "config.json").exists():
-        sketcher, sketch_config = load_grounding(sketch_folder, kind=sketch.SKETCH_TYPE, what="sketch model")
-        sketch_metrics = sketch_config["metrics"]
-    else:
-        sketcher, sketch_metrics = train_sketch(config, data, val_data_small(dataset, val_episodes, config,
-                                                                             early.plan_size),
-                                                shape, depth_mean, depth_std, on_message)
+    def small_net(folder: Path, kind: str, what: str, trainer) -> tuple[GroundingNet, dict]:
+        if resume and (folder / "config.json").exists():
+            net, saved = load_grounding(folder, kind=kind, what=what)
+            return net, saved["metrics"]
+        net, metrics = trainer(config, data, val_small, shape, depth_mean, depth_std, on_message)
         if accelerator.is_main_process:
-            with output_dir(sketch_folder, force=True) as tmp:
-                save_grounding(tmp, sketcher, {"metrics": sketch_metrics}, kind=sketch.SKETCH_TYPE)
+            with output_dir(folder, force=True) as tmp:
+                save_grounding(tmp, net, {"metrics": metrics}, kind=kind)
         accelerator.wait_for_everyone()
-    planner["sketch"] = {"metrics": sketch_metrics}
+        return net, metrics
+
+    grounding, grounding_metrics = small_net(run / GROUNDING_FOLDER, GROUNDING_TYPE, "grounding model",
+                                             train_grounding)
+    sketcher, sketch_metrics = small_net(run / sketch.SKETCH_FOLDER, sketch.SKETCH_TYPE, "sketch model", train_sketch)
+    planner["grounding"], planner["sketch"] = {"metrics": grounding_metrics}, {"metrics": sketch_metrics}
 
     # Stage 3, the chunk UNet, drawing to the demonstration's own sketch.
     torch.manual_seed(config.seed)
