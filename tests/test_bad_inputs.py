@@ -447,7 +447,8 @@ def test_kill_9_of_collect_leaves_no_process_and_the_rerun_is_byte_identical(tmp
 def test_a_second_writer_of_a_folder_being_written_is_refused(command, demos, tmp_path):
     out = tmp_path / "d"
     args = {"collect": ["collect", "--tasks", "reach", "--episodes", 200],
-            "train": ["train", "idm", "--data", demos, "--steps", 2000, "--batch-size", 8, "--width", 8,
+            # long enough that the first writer is still writing when the second starts, on a loaded machine too
+            "train": ["train", "idm", "--data", demos, "--steps", 200_000, "--batch-size", 8, "--width", 8,
                       "--checkpoint-every", 10]}[command]
     started = {"collect": out / "meta" / "info.json", "train": out / "checkpoint" / "state.json"}[command]
     first = _start(*args, "--out", out)
