@@ -126,7 +126,6 @@ def register() -> None:
                                max_episode_steps=time_limit(task))
 
 
-
 def run_policy(env_id: str, policy, seed: int, split: str = "test") -> tuple[bool, int]:
     """One episode of a vid2act policy (`reset(scene)`, `act(observation)`) through the Gymnasium API, until
     it terminates, is truncated or the policy has nothing more to do: (success, steps). The loop of

@@ -226,26 +226,19 @@ class SketchPolicy(Policy):
         self.sketches = 0
 
     def act(self, observation):
-        import torch
-
         from vid2act.idm.model import expand_keyframes, keyframe_poses
-        from vid2act.video.grounding import HEATMAP_SIGMA, heatmaps
         from vid2act.video.sketch import to_world
         started = time.perf_counter()
         pipe, shape, prompt = self.pipe, self.pipe.shape, self.scene["instruction"]
         if self.points is None:
             self.points = pipe.ground(observation.rgb, observation.depth, prompt)
-        image, depth = pipe.check_inputs(observation.rgb, observation.depth, 1, 1.0, 1)
-        _, small = pipe.frame_input(image, depth)
-        heat = heatmaps(torch.as_tensor(self.points)[None], shape.plan_size, HEATMAP_SIGMA)
-        marks, closed = pipe.sketch(small, prompt, heat)
-        targets = to_world(marks[0].numpy().astype(np.float64), self.camera, shape.image_size, shape.plan_size)
+        marks, closed = pipe.sketch_frame(observation.rgb, observation.depth, prompt, self.points)
+        targets = to_world(marks.astype(np.float64), self.camera, shape.image_size, shape.plan_size)
         self.seconds["generate"] += time.perf_counter() - started
         started = time.perf_counter()
         idm_depth = observation.depth[None] if self.idm.architecture.modalities == "rgbd" else None
         now, grip = keyframe_poses(self.idm, observation.rgb[None], idm_depth, self.device)
-        actions, _ = expand_keyframes(np.concatenate([now, targets]), np.concatenate([grip, closed[0].numpy()]),
-                                      shape.stride)
+        actions, _ = expand_keyframes(np.concatenate([now, targets]), np.concatenate([grip, closed]), shape.stride)
         self.seconds["translate"] += time.perf_counter() - started
         self.sketches += 1
         return actions[: self.replan_every]

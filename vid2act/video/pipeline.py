@@ -305,6 +305,16 @@ class VideoPlannerPipeline(DiffusionPipeline):
         marks, closed = read_sketch(logits, flags, self.shape.frames)
         return marks.cpu(), closed.cpu()
 
+    def sketch_frame(self, image: np.ndarray, depth: np.ndarray | None, prompt: str,
+                     points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sketch of the chunk that would be drawn from this frame, without drawing it: marks [K, 2, 2] and
+        closed [K] (what `eval --policy sketch` executes)."""
+        image, depth = self.check_inputs(image, depth, 1, 1.0, 1)
+        _, small = self.frame_input(image, depth)
+        marks, closed = self.sketch(small, prompt, heatmaps(torch.as_tensor(points)[None], self.shape.plan_size,
+                                                            HEATMAP_SIGMA))
+        return marks[0].numpy(), closed[0].numpy()
+
     def prepare_latents(self, samples: int, generator: torch.Generator | None) -> torch.Tensor:
         shape = self.shape
         h, w = shape.plan_size
