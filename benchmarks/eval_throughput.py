@@ -16,7 +16,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=2, help="episodes per family (4 families)")
     parser.add_argument("--replan-every", type=int, default=8)
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--video", default="default")
+    parser.add_argument("--planner", default="default")
     args = parser.parse_args()
     print(f"policy plan, replanning every {args.replan_every} actions, {args.episodes} test episodes per family, "
           f"planner UNet in {args.precision}\n")
@@ -26,7 +26,7 @@ def main() -> None:
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):
-            config = EvalConfig(str(Path(tmp) / f"w{workers}"), "plan", args.video, episodes=args.episodes,
+            config = EvalConfig(str(Path(tmp) / f"w{workers}"), "plan", args.planner, episodes=args.episodes,
                                 replan_every=args.replan_every, workers=workers, precision=args.precision)
             info = evaluate(config)
             overall = info["aggregates"]["all/test"]

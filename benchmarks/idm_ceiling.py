@@ -11,10 +11,11 @@ import time
 
 import numpy as np
 
-from vid2act.idm.model import load_idm, predict_actions, resolve
+from vid2act.idm.model import load_idm, predict_actions
+from vid2act.shipped import resolve
 from vid2act.sim.env import Env, make_scene
 from vid2act.sim.tasks import SEED_RANGES, TASKS
-from vid2act.sim.world import ACTION_SPACE
+from vid2act.spec import ACTION_SPACE
 
 
 def main() -> None:
@@ -24,7 +25,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=list(TASKS))
     parser.add_argument("--splits", nargs="*", default=["test", "heldout"])
     args = parser.parse_args()
-    models = [(reference, *load_idm(str(resolve(reference)))) for reference in args.idm]
+    models = [(reference, *load_idm(str(resolve(reference, "idm")))) for reference in args.idm]
     low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
     labels = [f"{m.architecture.head}/{m.architecture.modalities} ({ref})" for ref, m, _ in models]
     print("| family | split | oracle | " + " | ".join(f"{label}: success (÷ oracle)" for label in labels) + " |")

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vid2act.idm.model import load_idm, predict_actions, resolve
+from vid2act.idm.model import load_idm, predict_actions
+from vid2act.shipped import resolve
 
 
 def main() -> None:
@@ -18,7 +19,7 @@ def main() -> None:
     parser.add_argument("--idm", default="default")
     parser.add_argument("--frames", type=int, default=4000)
     args = parser.parse_args()
-    model, _ = load_idm(str(resolve(args.idm)))
+    model, _ = load_idm(str(resolve(args.idm, "idm")))
     height, width = model.architecture.image_size
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (args.frames, height, width, 3), dtype=np.uint8)
@@ -41,7 +42,7 @@ def main() -> None:
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    frames = model.architecture.frames
+    frames = model.architecture.window
     batch = torch.from_numpy(rgb[:128 * frames].reshape(128, frames, height, width, 3))
     batch_depth = None if depth is None else torch.from_numpy(depth[:128 * frames].reshape(128, frames, height, width))
     started = time.perf_counter()

@@ -6,17 +6,11 @@ Prints a markdown table: success rate with its Wilson 95 % interval, and the mea
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
+from vid2act.eval import wilson
 from vid2act.sim.env import Env, make_scene
 from vid2act.sim.tasks import SEED_RANGES, TASKS
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    centre = (successes + z * z / 2) / (n + z * z)
-    half = z * math.sqrt(successes * (n - successes) / n + z * z / 4) / (n + z * z)
-    return centre - half, centre + half
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from vid2act.video.sketch import to_world
 
 
 def readability(pipe, idm, dataset: Dataset, episodes: range, steps: int) -> dict:
-    stride, frames = pipe.shape.stride, pipe.shape.frames
+    stride, frames = pipe.shape.stride, pipe.shape.keyframes
     grip_right, error, still, moved, sketch_error, sketch_grip, drawn_vs_sketch = [], [], [], [], [], [], []
     for i in episodes:
         e = dataset.episode(i, ("rgb", "depth", "actions", "ee_target", "scene", "instruction"))

@@ -35,7 +35,7 @@ def main() -> None:
         for folder in chosen:
             step = int(folder.name.split("-")[1])
             planner = json.loads((folder / "planner.json").read_text())
-            config = EvalConfig(out=str(Path(scratch) / folder.name), video=str(folder), idm=args.idm,
+            config = EvalConfig(out=str(Path(scratch) / folder.name), planner=str(folder), idm=args.idm,
                                 episodes=args.episodes, workers=args.workers)
             a = evaluate(config)["aggregates"]["all/test"]
             print(f"| {step} | {planner['train_seconds'] / 60:.0f} | {history.get(step, {}).get('psnr', float('nan')):.2f} | "

@@ -3,7 +3,7 @@ DDIM steps, guided (2) and unguided, fp32 and bf16; the replanning rate of close
 IDM translation); the time of a whole open-loop plan; and, in the same run, the planner shipped before it
 (its UNet's shape from `old_planner_unet.json`, random weights: 19 stacked keyframes, 10 guided steps).
 
-    python benchmarks/planner_speed.py [--model default] [--repeats 20]"""
+    python benchmarks/planner_speed.py [--planner default] [--repeats 20]"""
 from __future__ import annotations
 
 import argparse
@@ -63,7 +63,7 @@ def old_planner_seconds(repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="default")
+    parser.add_argument("--planner", default="default")
     parser.add_argument("--idm", default="default")
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
@@ -76,12 +76,12 @@ def main() -> None:
     idm, _ = load_idm(args.idm)
     native = bf16_is_native()
     print(f"torch threads {torch.get_num_threads()}; bf16 {'native' if native else 'emulated (no AVX512-BF16/AMX)'}")
-    pipes = {"fp32": load_planner(args.model)}
-    pipes["bf16"] = load_planner(args.model, precision="bf16")
+    pipes = {"fp32": load_planner(args.planner)}
+    pipes["bf16"] = load_planner(args.planner, precision="bf16")
     shape = pipes["fp32"].shape
     params = sum(p.numel() for p in pipes["fp32"].unet.parameters()) / 1e6
     points = pipes["fp32"].ground(image, depth, prompt)
-    print(f"planner {args.model}: {params:.1f} M parameters; chunks of {shape.frames} keyframes drawn at "
+    print(f"planner {args.planner}: {params:.1f} M parameters; chunks of {shape.keyframes} keyframes drawn at "
           f"{shape.plan_size[0]}x{shape.plan_size[1]}; open-loop plans of {shape.horizon} keyframes")
     grounding = median_seconds(lambda k: pipes["fp32"].ground(image, depth, prompt), args.repeats)
     print(f"grounding (once per episode): {grounding * 1000:.1f} ms")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import errno
 import functools
 import json
-import math
 import os
 import sys
 
@@ -94,7 +93,7 @@ class OneLineErrors(TyperGroup):
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
-    from vid2act.sim.world import image_size_problem
+    from vid2act.spec import image_size_problem
     try:
         height, width = (int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -138,3 +137,80 @@ class LazyProgress:
 
 IMAGE_SIZE_HELP = "Image size as HxW (multiples of 16, at most 1024)."
 FORCE_HELP = "Replace the output if it exists."
+
+
+# --- options built from a config dataclass -----------------------------------------------------------------
+ADVANCED = "Advanced"
+
+
+def options_from(config_class):
+    """Decorator: the command's options are `config_class`'s fields, each `--name-with-dashes` with the
+    field's type, default and help (`vid2act.options.option`); the command receives `config`, built by
+    keyword, and its own remaining parameters (--resume, --force) as they are. Tuple fields are given as
+    comma-separated lists (and `all` where the field says what that is)."""
+    import dataclasses
+    import inspect
+    import typing
+
+    hints = typing.get_type_hints(config_class)
+    fields = dataclasses.fields(config_class)
+
+    def decorate(command):
+        own_hints = typing.get_type_hints(command)
+        own = [p.replace(annotation=own_hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY)
+               for p in inspect.signature(command).parameters.values() if p.name != "config"]
+        options = []
+        for f in fields:
+            kind = hints[f.name]
+            listed = typing.get_origin(kind) is tuple
+            default = cli_default(f)
+            flags = [flag_of(f)] + ([f.metadata["short"]] if f.metadata.get("short") else [])
+            panel = ADVANCED if f.metadata.get("advanced") else None
+            options.append(inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, annotation=str if listed else kind,
+                default=typer.Option(default, *flags, help=f.metadata.get("help") or None, rich_help_panel=panel)))
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            values = {}
+            for f in fields:
+                value = kwargs.pop(f.name)
+                if typing.get_origin(hints[f.name]) is tuple:
+                    value = parse_list(value, f, typing.get_args(hints[f.name])[0])
+                values[f.name] = value
+            return command(config_class(**values), **kwargs)
+
+        del wrapper.__wrapped__
+        wrapper.__signature__ = inspect.Signature(options + own)
+        wrapper.__annotations__ = {p.name: p.annotation for p in options + own}
+        wrapper.config_class = config_class
+        return wrapper
+
+    return decorate
+
+
+def flag_of(f) -> str:
+    return "--" + f.name.replace("_", "-")
+
+
+def cli_default(f):
+    """The default a field's option shows and parses: `...` (required) where the field has none, a
+    comma-separated list (or `all`) for a tuple."""
+    import dataclasses
+    if f.default is dataclasses.MISSING:
+        return ...
+    if isinstance(f.default, tuple):
+        return "all" if f.metadata.get("every") and f.default == tuple(f.metadata["every"]) else \
+            ",".join(map(str, f.default))
+    return f.default
+
+
+def parse_list(text: str, f, item_type) -> tuple:
+    every = f.metadata.get("every")
+    if every and text.strip() == "all":
+        return tuple(every)
+    try:
+        return tuple(item_type(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of {item_type.__name__} values",
+                                 param_hint=flag_of(f)) from None

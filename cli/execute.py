@@ -19,12 +19,11 @@ def execute(
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
     """Run actions from a scene: result.json, frames.npz and rollout.mp4. Prints the result JSON."""
-    from vid2act.files import (check_can_write, check_distinct, output_dir, read_actions, read_scene, result_document, write_frames,
-                               write_json, write_scene, write_video)
-    from vid2act.sim.env import Env
-    from vid2act.sim.world import FPS
-
     from vid2act.errors import UsageError
+    from vid2act.files import (check_can_write, check_distinct, output_dir, read_actions, read_scene, result_document,
+                               write_rollout, write_scene)
+    from vid2act.sim.env import Env
+
     if max_steps is not None and max_steps < 0:
         raise UsageError(f"--max-steps must be 0 or more (got {max_steps})")
     check_distinct(out, next_scene)
@@ -42,9 +41,7 @@ def execute(
     result = result_document(document, rollout, actions_source=actions_document.get("source"),
                              scene_dir=scene_dir)
     with output_dir(out, force) as tmp:
-        write_json(tmp / "result.json", result)
-        write_frames(tmp, rollout.rgb, rollout.depth)
-        write_video(tmp / "rollout.mp4", rollout.rgb, FPS)
+        write_rollout(tmp, rollout.rgb, rollout.depth, result)
     verdict = "[green]success[/]" if rollout.success else "[red]failure[/]"
     console.print(f"{verdict} after {len(rollout.actions)} of {len(values)} actions: {document['instruction']}")
     emit(result)

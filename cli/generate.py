@@ -9,7 +9,7 @@ from vid2act.cli.common import FORCE_HELP, console, emit, handle_errors
 
 @handle_errors
 def generate(
-    model: str = typer.Option("default", "--model", "-m", help="Planner run folder, or the name of a shipped model."),
+    planner: str = typer.Option("default", "--planner", help="Planner run folder, or the name of a shipped planner."),
     scene: Path = typer.Option(None, "--scene", help="Scene folder (start.png, start_depth.npy, its instruction)."),
     image: Path = typer.Option(None, "--image", help="Start image (PNG), instead of --scene."),
     depth: Path = typer.Option(None, "--depth", help="Start depth (.npy, metres) for an RGB-D planner, with --image."),
@@ -17,7 +17,7 @@ def generate(
     out: Path = typer.Option(..., "--out", "-o", help="Plan folder to write."),
     steps: int = typer.Option(4, "--steps", help="Denoising steps per chunk."),
     guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free guidance scale (1: none)."),
-    sampler: str = typer.Option(None, "--sampler", help="ddim or dpm++ (default: the model's).", show_default=False),
+    sampler: str = typer.Option(None, "--sampler", help="ddim or dpm++ (default: the planner's).", show_default=False),
     seed: int = typer.Option(0, "--seed", help="Seeds the noise: same seed, same plan."),
     num_samples: int = typer.Option(1, "--num-samples", "-k", help="Plans to draw; all are written, the first is the plan."),
     resize: bool = typer.Option(False, "--resize", help="Resize a start image of another size to the planner's."),
@@ -31,7 +31,8 @@ def generate(
     from vid2act.files import check_can_write
     from vid2act.training import check_device
     from vid2act.video.generate import generate_plan, plan_document, read_start, write_plan_folder
-    from vid2act.video.pipeline import check_sampling, load_planner, resolve_planner
+    from vid2act.shipped import resolve
+    from vid2act.video.pipeline import check_sampling, load_planner
     from vid2act.video.text import check_prompt
 
     check_sampling(steps, guidance, num_samples)
@@ -39,12 +40,11 @@ def generate(
     check_can_write(out, force)
     rgb, start_depth, text, scene_document = read_start(scene, image, depth, prompt)
     text = check_prompt(text)
-    pipe = load_planner(model, device, sampler, precision)
+    pipe = load_planner(planner, device, sampler, precision)
     samples, seconds = generate_plan(pipe, rgb, start_depth, text, steps, guidance, seed, num_samples, resize)
-    document = plan_document(pipe, str(resolve_planner(model)), text, steps, guidance, seed, num_samples, seconds,
-                             scene_document, scene,
-                             len(samples[0][0]))
+    document = plan_document(pipe, str(resolve(planner, "planner")), text, steps, guidance, seed, num_samples, seconds,
+                             scene_document, scene, len(samples[0][0]) - 1)
     write_plan_folder(out, force, document, samples)
-    console.print(f"plan of {document['frames']} frames ({num_samples} sample{'s' * (num_samples > 1)}) in "
+    console.print(f"plan of {document['keyframes']} keyframes ({num_samples} sample{'s' * (num_samples > 1)}) in "
                   f"{seconds:.2f} s: {text!r}")
     emit(str(out))

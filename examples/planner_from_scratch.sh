@@ -15,5 +15,5 @@ mixed=${MIXED:-no}
 vid2act collect --tasks all --episodes "$episodes" --workers 2 --out "$out/data"
 vid2act train video --data "$out/data" --out "$out/planner" --steps "$steps" --eval-every 500 \
   --mixed-precision "$mixed" --resume
-vid2act eval --video "$out/planner" --idm default --episodes 10 --out "$out/eval-closed-loop" --force
-vid2act eval --video "$out/planner" --idm default --episodes 10 --replan-every 0 --out "$out/eval-open-loop" --force
+vid2act eval --planner "$out/planner" --idm default --episodes 10 --out "$out/eval-closed-loop" --force
+vid2act eval --planner "$out/planner" --idm default --episodes 10 --replan-every 0 --out "$out/eval-open-loop" --force

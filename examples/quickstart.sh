@@ -9,7 +9,7 @@ seed=${2:-1000000}
 for task in reach push pick_place stack; do
   d="$out/$task"
   vid2act scene --task "$task" --seed "$seed" --out "$d/scene" --force >/dev/null
-  vid2act generate --model default --scene "$d/scene" --out "$d/plan" --force >/dev/null
+  vid2act generate --planner default --scene "$d/scene" --out "$d/plan" --force >/dev/null
   vid2act translate "$d/plan" --idm default --out "$d/actions.json" --force >/dev/null
   vid2act execute "$d/actions.json" --scene "$d/scene" --out "$d/rollout" --force \
     | python3 -c 'import json, sys; r = json.load(sys.stdin); print(f"{r[\"task\"]:<11} success={r[\"success\"]}  {r[\"instruction\"]}")'

@@ -15,18 +15,18 @@ rm -rf "$out"
 scene=$(vid2act scene --task "$task" --seed "$seed" --out "$out/scene-00")
 for round in $(seq 0 20); do
   n=$(printf '%02d' "$round"); next=$(printf '%02d' $((round + 1)))
-  vid2act generate --model default --scene "$scene" --seed "$round" --out "$out/plan-$n" >/dev/null
+  vid2act generate --planner default --scene "$scene" --seed "$round" --out "$out/plan-$n" >/dev/null
   vid2act translate "$out/plan-$n" --idm default --out "$out/actions-$n.json" 2>/dev/null >/dev/null
-  # a plan that no longer moves the gripper (first to last keyframe < 1 cm) says the task is done
-  moved=$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["actions"]; import math
-print(int(1000 * math.dist([0, 0, 0], [sum(x[i] for x in a) for i in range(3)])))' "$out/actions-$n.json")
+  # a plan that holds still (eval's rule: the grasp point stays within 1 cm, the gripper unchanged) says
+  # the task is done; translate records the verdict
+  still=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["source"]["holds_still"])' "$out/actions-$n.json")
   result=$(vid2act execute "$out/actions-$n.json" --scene "$scene" --max-steps "$k" \
              --out "$out/rollout-$n" --next-scene "$out/scene-$next")
   steps=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["steps_since_start"])' <<<"$result")
   success=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["success"])' <<<"$result")
-  echo "round $n: plan moves the gripper ${moved} mm; $steps actions so far; success now: $success" >&2
+  echo "round $n: plan holds still: $still; $steps actions so far; success now: $success" >&2
   scene="$out/scene-$next"
-  if [ "$round" -gt 0 ] && [ "$moved" -lt 10 ]; then break; fi
+  if [ "$round" -gt 0 ] && [ "$still" = True ]; then break; fi
   if [ "$steps" -ge "$budget" ]; then break; fi
 done
 echo "$out"

@@ -88,8 +88,8 @@ def frames_file(rgb=None, depth=None, raw: bytes | None = None, name: str = "f.n
 
 def planted_pickle(ws: Path):
     """The shipped IDM's folder with its safetensors weights swapped for a pickle."""
-    from vid2act.idm.model import resolve
-    shutil.copytree(resolve("default"), ws / "PLANTED")
+    from vid2act.shipped import resolve
+    shutil.copytree(resolve("default", "idm"), ws / "PLANTED")
     for weights in (ws / "PLANTED").glob("*.safetensors"):
         weights.unlink()
     (ws / "PLANTED" / "model.pt").write_bytes(b"\x80\x04pickle")
@@ -260,7 +260,7 @@ CASES = [
     Case("generate-steps-zero", generate_args("--steps", "0"), 2, "--steps must lie between"),
     Case("generate-steps-huge", generate_args("--steps", "5000"), 2, "--steps must lie between"),
     Case("generate-samples-huge", generate_args("--num-samples", "100000"), 2, "--num-samples must lie between"),
-    Case("generate-no-model", generate_args("--model", "no/such/planner"), 1, "no model at"),
+    Case("generate-no-model", generate_args("--planner", "no/such/planner"), 1, "no model at"),
     Case("generate-scene-and-image", lambda p: ["generate", "--scene", p["scene"], "--image", p["scene"] / "start.png",
                                                 "--out", p["ws"] / "plan"], 2, "either --scene"),
     Case("generate-image-without-prompt", lambda p: ["generate", "--image", p["scene"] / "start.png",
@@ -320,7 +320,7 @@ CASES = [
                                                 "--init-from", p["ws"] / "PLANTED"], 1, "is incomplete",
          write("PLANTED/model_index.json", "{broken")),
     Case("train-video-unknown-precision", train_args("video", "--mixed-precision", "fp8"), 2, "--mixed-precision"),
-    Case("train-bc-unknown-modalities", train_args("bc", "--modalities", "thermal"), 2, "unknown modalities"),
+    Case("train-bc-unknown-modalities", train_args("bc", "--modalities", "thermal"), 2, "unknown --modalities"),
     Case("train-bc-lr-inf", train_args("bc", "--lr", "inf"), 2, "--lr must be a positive number"),
     Case("train-bc-steps-zero", lambda p: ["train", "bc", "--data", p["data"], "--out", p["ws"] / "run", "--steps", "0"],
          2, "--steps must be a positive number"),
@@ -331,7 +331,7 @@ CASES = [
     Case("eval-zero-workers", eval_args("--workers", "0"), 2, "--workers must lie between"),
     Case("eval-negative-replan", eval_args("--replan-every", "-1"), 2, "--replan-every"),
     Case("eval-guidance-inf", eval_args("--guidance", "inf"), 2, "--guidance must be a number"),
-    Case("eval-no-planner", eval_args("--video", "no/such/planner"), 1, "no model at"),
+    Case("eval-no-planner", eval_args("--planner", "no/such/planner"), 1, "no model at"),
     Case("eval-unknown-precision", eval_args("--precision", "int4"), 2, "unknown --precision"),
     Case("eval-out-exists", eval_args("--policy", "random"), 2, "already exists", write("ev/x", "mine")),
 ]

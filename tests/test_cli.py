@@ -23,6 +23,56 @@ def test_version_help_and_no_args():
     assert "Usage" in vid2act().stdout + vid2act().stderr
 
 
+def _commands(group, path=()):
+    """Every command of the click tree: (its words, the click command)."""
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a group (typer may vendor its own click)
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_every_cli_default_is_its_config_default():
+    """The options of a command built from a config dataclass are its fields, with the same defaults: the CLI
+    and the Python API train and evaluate the same runs."""
+    import dataclasses
+    import typing
+
+    import typer
+
+    from vid2act.cli.common import parse_list
+    from vid2act.cli.main import app
+    from vid2act.configs import BCTrainConfig, EvalConfig, IDMTrainConfig, VideoTrainConfig
+    from vid2act.data.collect import CollectConfig
+
+    built = {}
+    for words, command in _commands(typer.main.get_command(app)):
+        config_class = getattr(command.callback, "config_class", None)
+        if config_class is None:
+            continue
+        built[words] = config_class
+        params = {p.name: p for p in command.params}
+        hints = typing.get_type_hints(config_class)
+        for f in dataclasses.fields(config_class):
+            assert f.name in params, (words, f.name)
+            option = params[f.name]
+            assert option.opts[0] == "--" + f.name.replace("_", "-") and option.help, (words, f.name)
+            if f.default is dataclasses.MISSING:
+                assert option.required, (words, f.name)
+                continue
+            cli = option.default
+            if typing.get_origin(hints[f.name]) is tuple:
+                cli = parse_list(cli, f, typing.get_args(hints[f.name])[0])
+            assert cli == f.default and type(cli) is type(f.default), (words, f.name, cli, f.default)
+    assert built == {("train", "idm"): IDMTrainConfig, ("train", "video"): VideoTrainConfig,
+                     ("train", "bc"): BCTrainConfig, ("eval",): EvalConfig}
+    # collect takes its tasks and image size in its own forms; its other options match CollectConfig too
+    collect = {p.name: p.default for p in dict(_commands(typer.main.get_command(app)))[("collect",)].params}
+    defaults = {f.name: f.default for f in dataclasses.fields(CollectConfig)}
+    assert collect["image_size"] == "x".join(map(str, defaults["image_size"]))
+    assert all(collect[k] == defaults[k] for k in ("split", "seed", "previews"))
+
+
 def test_tasks_json_lists_the_suite():
     run = vid2act("tasks", "--json")
     suite = run.json()

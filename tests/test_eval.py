@@ -23,7 +23,7 @@ def test_oracle_eval_writes_every_file_and_honest_statistics(tmp_path):
     run = vid2act("eval", "--policy", "oracle", "--tasks", "reach,push", "--episodes", 2, "--out", tmp_path / "ev")
     assert run.code == 0, run.stderr
     info = json.loads((tmp_path / "ev" / "eval_info.json").read_text())
-    assert info["format"] == "vid2act.eval/1" and len(info["episodes"]) == 4
+    assert info["format"] == "vid2act.eval/2" and len(info["episodes"]) == 4
     assert list(info["aggregates"]) == ["reach/test", "push/test", "all/test"]
     overall = info["aggregates"]["all/test"]
     wins = sum(r["success"] for r in info["episodes"])
@@ -46,7 +46,7 @@ def test_oracle_eval_writes_every_file_and_honest_statistics(tmp_path):
 
 
 def test_replanning_replans_from_the_real_frame(tiny_planner, tmp_path):
-    run = vid2act("eval", "--policy", "plan", "--video", tiny_planner, "--tasks", "reach", "--episodes", 1,
+    run = vid2act("eval", "--policy", "plan", "--planner", tiny_planner, "--tasks", "reach", "--episodes", 1,
                   "--replan-every", 4, "--steps", 1, "--out", tmp_path / "ev")
     assert run.code == 0, run.stderr
     record = json.loads((tmp_path / "ev" / "eval_info.json").read_text())["episodes"][0]
@@ -70,7 +70,7 @@ def test_replanning_replans_from_the_real_frame(tiny_planner, tmp_path):
 
 def test_closed_loop_episodes_are_deterministic(tiny_planner, tmp_path):
     for name in ("a", "b"):
-        run = vid2act("eval", "--policy", "plan", "--video", tiny_planner, "--tasks", "push", "--episodes", 1,
+        run = vid2act("eval", "--policy", "plan", "--planner", tiny_planner, "--tasks", "push", "--episodes", 1,
                       "--replan-every", 4, "--steps", 1, "--out", tmp_path / name)
         assert run.code == 0, run.stderr
     a, b = (json.loads((tmp_path / n / "eval_info.json").read_text())["episodes"][0] for n in ("a", "b"))
@@ -79,7 +79,7 @@ def test_closed_loop_episodes_are_deterministic(tiny_planner, tmp_path):
 
 
 def test_open_loop_draws_one_whole_plan(tiny_planner, tmp_path):
-    run = vid2act("eval", "--video", tiny_planner, "--tasks", "reach", "--episodes", 1, "--steps", 1,
+    run = vid2act("eval", "--planner", tiny_planner, "--tasks", "reach", "--episodes", 1, "--steps", 1,
                   "--replan-every", 0, "--out", tmp_path / "ev")
     assert run.code == 0, run.stderr
     record = json.loads((tmp_path / "ev" / "eval_info.json").read_text())["episodes"][0]
@@ -95,11 +95,11 @@ def test_the_policy_interface_drives_every_policy(tiny_planner):
     from vid2act.policies import load_models
     from vid2act.policies import Observation, make_policy, time_limit
     from vid2act.sim.env import Env, make_scene
-    from vid2act.sim.world import ACTION_SPACE
+    from vid2act.spec import ACTION_SPACE
     scene = make_scene("reach", 1_000_003, "test")
     low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
     for name in ("oracle", "random", "gt-video", "plan", "sketch"):
-        models = load_models(name, video=str(tiny_planner))
+        models = load_models(name, planner=str(tiny_planner))
         policy = make_policy(name, models, steps=1, replan_every=4)
         with Env(scene) as env:
             policy.reset(scene)
@@ -124,9 +124,9 @@ def test_the_policy_interface_drives_every_policy(tiny_planner):
     (["--replan-every", "-1"], 2, "--replan-every must be 0"),
     (["--guidance", "nan"], 2, "--guidance must be a number between 0 and 100"),
     (["--steps", "0"], 2, "--steps must lie between 1 and 1000"),
-    (["--video", "no/such/planner"], 1, "no model at 'no/such/planner'"),
+    (["--planner", "no/such/planner"], 1, "no model at 'no/such/planner'"),
     (["--idm", "no-such-idm", "--policy", "gt-video"], 1, "no model at 'no-such-idm'"),
-    (["--video", "no/such/planner", "--policy", "sketch"], 1, "no model at 'no/such/planner'"),
+    (["--planner", "no/such/planner", "--policy", "sketch"], 1, "no model at 'no/such/planner'"),
     (["--tasks", "juggle"], 2, "unknown task 'juggle'"),
     (["--split", "train"], 2, "--split must be test or heldout"),
     (["--episodes", "0"], 2, "--episodes must be at least 1"),

@@ -220,7 +220,7 @@ def test_shipped_idm_reads_oracle_rollouts_well_enough_to_succeed():
     from vid2act.idm.model import load_idm, predict_actions
     from vid2act.sim.env import Env, make_scene
     from vid2act.sim.tasks import TASKS
-    from vid2act.sim.world import ACTION_SPACE
+    from vid2act.spec import ACTION_SPACE
     model, _ = load_idm("default")
     wins, total = 0, 0
     for task in TASKS:

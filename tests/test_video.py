@@ -41,8 +41,8 @@ def test_run_folder_is_a_diffusers_pipeline(planner):
     index = json.loads((planner / "model_index.json").read_text())
     assert index["_class_name"] == "VideoPlannerPipeline" and index["unet"][1] == "UNet2DConditionModel"
     info = json.loads((planner / "planner.json").read_text())
-    assert info["format"] == "vid2act.video/3" and info["stride"] == 4 and info["frame_interval"] == 48
-    assert info["frames"] == 4 and info["horizon"] * info["stride"] >= info["dataset"]["longest_episode"] - 1
+    assert info["format"] == "vid2act.video/4" and info["stride"] == 4 and info["frame_interval"] == 48
+    assert info["keyframes"] == 4 and info["horizon"] * info["stride"] >= info["dataset"]["longest_episode"] - 1
     grounding = json.loads((planner / "metrics.json").read_text())["grounding"]
     assert set(grounding["train"]) == {"reach", "push", "pick_place", "stack", "all"}
     for split in ("train", "validation"):  # (the tiny dataset holds out one push episode)
@@ -74,10 +74,10 @@ def test_pipeline_save_load_round_trip_and_from_pretrained(planner, scene, tmp_p
     again = VideoPlannerPipeline.from_pretrained(tmp_path / "copy")  # diffusers' own loader
     second = again(image, "pick up the red block", depth=depth, num_inference_steps=3,
                    generator=torch.Generator().manual_seed(1))
-    assert first.rgb.shape == (1, pipe.planner["frames"] + 1, 48, 64, 3)
+    assert first.rgb.shape == (1, pipe.planner["keyframes"] + 1, 48, 64, 3)
     assert np.array_equal(first.rgb, second.rgb) and np.array_equal(first.depth, second.depth)
     assert np.array_equal(first.points, second.points) and first.points.shape == (2, 2)
-    k = pipe.planner["frames"]  # the sketch the chunk was drawn to: two marks and the gripper per keyframe
+    k = pipe.planner["keyframes"]  # the sketch the chunk was drawn to: two marks and the gripper per keyframe
     assert first.marks.shape == (1, k, 2, 2) and first.closed.shape == (1, k) and first.closed.dtype == bool
     assert np.array_equal(first.marks, second.marks) and np.array_equal(first.closed, second.closed)
     whole = again.rollout(image, "pick up the red block", depth=depth, num_inference_steps=1,
@@ -88,21 +88,22 @@ def test_pipeline_save_load_round_trip_and_from_pretrained(planner, scene, tmp_p
 
 
 def test_generate_writes_a_plan_that_translates_and_executes(planner, scene, tmp_path):
-    run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / "plan", "--steps", 2)
+    run = vid2act("generate", "--planner", planner, "--scene", scene, "--out", tmp_path / "plan", "--steps", 2)
     assert run.code == 0, run.stderr
     assert run.stdout.strip() == str(tmp_path / "plan")
     plan = json.loads((tmp_path / "plan" / "plan.json").read_text())
     instruction = json.loads((scene / "scene.json").read_text())["instruction"]
-    assert plan["format"] == "vid2act.plan/1" and plan["prompt"] == instruction
+    assert plan["format"] == "vid2act.plan/2" and plan["prompt"] == instruction
     assert plan["task"] == "pick_place" and plan["steps"] == 2 and plan["stride"] == 4
     with np.load(tmp_path / "plan" / "frames.npz") as frames:
-        assert frames["rgb"].shape == (plan["frames"], 48, 64, 3) and frames["depth"].shape == (plan["frames"], 48, 64)
+        images = plan["keyframes"] + 1  # the start frame and its keyframes
+        assert frames["rgb"].shape == (images, 48, 64, 3) and frames["depth"].shape == (images, 48, 64)
     assert (tmp_path / "plan" / "plan.mp4").stat().st_size > 0
     run = vid2act("translate", tmp_path / "plan", "--out", tmp_path / "actions.json")
     assert run.code == 0, run.stderr
     actions = json.loads((tmp_path / "actions.json").read_text())
     assert actions["source"]["stride"] == 4
-    assert len(actions["actions"]) >= 4 * (plan["frames"] - 1)  # each keyframe step split in 4, plus settle frames
+    assert len(actions["actions"]) >= 4 * plan["keyframes"]  # each keyframe step split in 4, plus settle frames
     run = vid2act("execute", tmp_path / "actions.json", "--scene", scene, "--out", tmp_path / "rollout")
     assert run.code == 0, run.stderr
 
@@ -110,14 +111,14 @@ def test_generate_writes_a_plan_that_translates_and_executes(planner, scene, tmp
 def test_same_seed_same_plan_and_k_samples(planner, scene, tmp_path):
     outs = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / name, "--steps", 2,
+        run = vid2act("generate", "--planner", planner, "--scene", scene, "--out", tmp_path / name, "--steps", 2,
                       "--seed", seed)
         assert run.code == 0, run.stderr
         with np.load(tmp_path / name / "frames.npz") as f:
             outs.append((f["rgb"], f["depth"]))
     assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
     assert not np.array_equal(outs[0][0], outs[2][0])
-    run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / "k", "--steps", 2,
+    run = vid2act("generate", "--planner", planner, "--scene", scene, "--out", tmp_path / "k", "--steps", 2,
                   "--seed", 3, "-k", 3, "--sampler", "dpm++")
     assert run.code == 0, run.stderr
     assert json.loads((tmp_path / "k" / "plan.json").read_text())["sampler"] == "DPMSolverMultistepScheduler"
@@ -130,7 +131,7 @@ def test_keyframe_translation_of_oracle_frames_succeeds():
     """A 4-frame stride plan of the oracle's own rollout, read by the shipped IDM, does the task."""
     from vid2act.idm.model import load_idm, predict_keyframe_actions
     from vid2act.sim.env import Env, make_scene
-    from vid2act.sim.world import ACTION_SPACE
+    from vid2act.spec import ACTION_SPACE
     model, _ = load_idm("default")
     scene = make_scene("pick_place", 1_000_004, "test")
     with Env(scene) as env:
@@ -153,12 +154,12 @@ def _png(path: Path, shape):
     (["--num-samples", "0"], 2, "--num-samples must lie between 1 and 64"),
     (["--prompt", "   "], 2, "the prompt is empty"),
     (["--prompt", "push " * 40], 2, "tokens long"),
-    (["--model", "nowhere"], 1, "no model at 'nowhere'"),
-    (["--model", "default-idm-rgbd-typo"], 1, "no model at"),
+    (["--planner", "nowhere"], 1, "no model at 'nowhere'"),
+    (["--planner", "default-idm-rgbd-typo"], 1, "no model at"),
     (["--precision", "fp8"], 2, "unknown --precision 'fp8'"),
 ])
 def test_bad_generate_options(planner, scene, tmp_path, args, code, fragment):
-    args = ["--model", planner, *args] if "--model" not in args else args
+    args = ["--planner", planner, *args] if "--planner" not in args else args
     run = vid2act("generate", "--scene", scene, "--out", tmp_path / "plan", *args)
     assert run.code == code, run.stderr
     assert fragment in run.stderr and "please report it" not in run.stderr
@@ -168,22 +169,22 @@ def test_bad_generate_options(planner, scene, tmp_path, args, code, fragment):
 def test_bad_start_images(planner, scene, tmp_path):
     big = _png(tmp_path / "big.png", (96, 128, 3))
     np.save(tmp_path / "big_depth.npy", np.ones((96, 128), np.float32))
-    run = vid2act("generate", "--model", planner, "--image", big, "--prompt", "reach the red pad",
+    run = vid2act("generate", "--planner", planner, "--image", big, "--prompt", "reach the red pad",
                   "--depth", tmp_path / "big_depth.npy", "--out", tmp_path / "plan")
     assert run.code == 1 and "96x128" in run.stderr and "--resize" in run.stderr, run.stderr
     assert not (tmp_path / "plan").exists()
-    run = vid2act("generate", "--model", planner, "--image", big, "--prompt", "reach the red pad",
+    run = vid2act("generate", "--planner", planner, "--image", big, "--prompt", "reach the red pad",
                   "--depth", scene / "start_depth.npy", "--out", tmp_path / "plan")
     assert run.code == 1 and "is [48, 64] but the image is [96, 128]" in run.stderr, run.stderr
-    run = vid2act("generate", "--model", planner, "--image", big, "--prompt", "reach the red pad",
+    run = vid2act("generate", "--planner", planner, "--image", big, "--prompt", "reach the red pad",
                   "--depth", tmp_path / "big_depth.npy", "--out", tmp_path / "plan", "--resize")
     assert run.code == 0, run.stderr
-    run = vid2act("generate", "--model", planner, "--image", scene / "start.png", "--prompt", "reach the red pad",
+    run = vid2act("generate", "--planner", planner, "--image", scene / "start.png", "--prompt", "reach the red pad",
                   "--out", tmp_path / "nodepth")
     assert run.code == 1 and "needs the start depth" in run.stderr, run.stderr
-    run = vid2act("generate", "--model", planner, "--image", scene / "start.png", "--out", tmp_path / "noprompt")
+    run = vid2act("generate", "--planner", planner, "--image", scene / "start.png", "--out", tmp_path / "noprompt")
     assert run.code == 2 and "--prompt" in run.stderr
-    run = vid2act("generate", "--model", planner, "--out", tmp_path / "nothing")
+    run = vid2act("generate", "--planner", planner, "--out", tmp_path / "nothing")
     assert run.code == 2 and "--scene" in run.stderr
     assert not any((tmp_path / name).exists() for name in ("nodepth", "noprompt", "nothing"))
 
@@ -203,18 +204,18 @@ def test_bad_start_images(planner, scene, tmp_path):
     (lambda p: (p / "sketch" / "model.safetensors").write_bytes(b"garbage"), "sketch/model.safetensors is missing, corrupt"),
     (lambda p: (p / "planner.json").write_text(json.dumps({**json.loads((p / "planner.json").read_text()),
                                                             "format": "vid2act.video/1"})),
-     "a whole-episode planner of vid2act 0.1, which drew no grounding; this vid2act reads 'vid2act.video/3': "
+     "a whole-episode planner of vid2act 0.1, which drew no grounding; this vid2act reads 'vid2act.video/4': "
      "train a new one"),
     (lambda p: (p / "planner.json").write_text(json.dumps({**json.loads((p / "planner.json").read_text()),
                                                             "format": "vid2act.video/2"})),
-     "a chunk planner that drew without a sketch of where the arm goes; this vid2act reads 'vid2act.video/3': "
+     "a chunk planner that drew without a sketch of where the arm goes; this vid2act reads 'vid2act.video/4': "
      "train a new one"),
 ])
 def test_broken_planners_are_refused(planner, scene, tmp_path, damage, fragment):
     broken = tmp_path / "broken"
     shutil.copytree(planner, broken, ignore=shutil.ignore_patterns("checkpoint", "snapshots", "samples"))
     damage(broken)
-    run = vid2act("generate", "--model", broken, "--scene", scene, "--out", tmp_path / "plan")
+    run = vid2act("generate", "--planner", broken, "--scene", scene, "--out", tmp_path / "plan")
     assert run.code == 1, run.stderr
     assert fragment in run.stderr and "please report it" not in run.stderr
     assert not (tmp_path / "plan").exists()
@@ -223,7 +224,7 @@ def test_broken_planners_are_refused(planner, scene, tmp_path, damage, fragment)
 def test_existing_plan_needs_force(planner, scene, tmp_path):
     (tmp_path / "plan").mkdir()
     (tmp_path / "plan" / "keep").write_text("x")
-    run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / "plan", "--steps", 1)
+    run = vid2act("generate", "--planner", planner, "--scene", scene, "--out", tmp_path / "plan", "--steps", 1)
     assert run.code == 2 and "--force" in run.stderr
     assert (tmp_path / "plan" / "keep").exists()
 
@@ -264,18 +265,18 @@ def test_two_process_accelerate_run(data, tmp_path):
 
 
 def test_default_names_the_shipped_planner(scene, tmp_path):
-    run = vid2act("generate", "--model", "default", "--scene", scene, "--out", tmp_path / "plan", "--steps", 1)
+    run = vid2act("generate", "--planner", "default", "--scene", scene, "--out", tmp_path / "plan", "--steps", 1)
     assert run.code == 0, run.stderr
     plan = json.loads((tmp_path / "plan" / "plan.json").read_text())
-    info = json.loads((Path(plan["model"]) / "planner.json").read_text())
-    assert plan["model"].endswith("planner-rgbd") and plan["frames"] == info["horizon"] + 1
+    info = json.loads((Path(plan["planner"]) / "planner.json").read_text())
+    assert plan["planner"].endswith("planner-rgbd") and plan["keyframes"] == info["horizon"]
     assert plan["modalities"] == "rgbd"
 
 
 def test_bf16_plans_stay_within_a_grey_level_of_fp32(planner, scene, tmp_path):
     plans = {}
     for precision in ("fp32", "bf16"):
-        run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / precision,
+        run = vid2act("generate", "--planner", planner, "--scene", scene, "--out", tmp_path / precision,
                       "--steps", 2, "--precision", precision)
         assert run.code == 0, run.stderr
         with np.load(tmp_path / precision / "frames.npz") as frames:
@@ -316,7 +317,7 @@ def test_bad_init_from_or_precision(planner, data, tmp_path, args, fragment):
 
 def test_a_half_scale_plan_comes_out_at_the_scene_size(planner, scene, tmp_path):
     """Drawn at 24x32, the plan comes out at the scene's 48x64, its first frame the start frame exactly."""
-    run = vid2act("generate", "--model", planner, "--scene", scene, "--out", tmp_path / "plan", "--steps", 2)
+    run = vid2act("generate", "--planner", planner, "--scene", scene, "--out", tmp_path / "plan", "--steps", 2)
     assert run.code == 0, run.stderr
     start = iio.imread(scene / "start.png")
     with np.load(tmp_path / "plan" / "frames.npz") as frames:

@@ -4,7 +4,7 @@ next action, trained on the same demonstrations, run closed loop.
 Same encoder budget as the IDM (its conv encoder, same width), plus the instruction's MiniLM sentence
 embedding, projected and joined with the image features before the action head. Moves are regressed
 (normalized by the dataset's statistics), the gripper classified. Saved as config.json (`type`
-vid2act.bc/1) + model.safetensors, trained by one loop that reuses the IDM's checkpointing and accelerate
+vid2act.bc/1) + model.safetensors, trained by one loop on the shared checkpointing and accelerate
 set-up, so `--resume` after kill -9 continues exactly.
 
 With `grounding` (a planner), BC reads what the planner reads besides the frame: the two heatmaps of where
@@ -13,7 +13,7 @@ alone), kept in the policy's `grounding/` folder. "Plan vs BC" then compares the
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -23,44 +23,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from vid2act import __version__
+from vid2act.configs import BCTrainConfig
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.files import write_json
-from vid2act.idm.model import encoder_layers, resolve
-from vid2act.idm.train import load_checkpoint, save_checkpoint
-from vid2act.training import (CHECKPOINT, Curves, check_positive, held_out_split, learning_rate, make_accelerator,
-                              shard, start_run)
-from vid2act.sim.world import ACTION_SPACE
+from vid2act.nn import encoder_layers
+from vid2act.shipped import resolve
+from vid2act.training import (CHECKPOINT, Curves, FrameStore, held_out_split, learning_rate, load_checkpoint,
+                              make_accelerator, save_checkpoint, shard, start_run)
+from vid2act.spec import ACTION_SPACE
 from vid2act.video import text
 from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, GroundingNet, demo_pixels, heatmaps,
                                      load_grounding, locate, save_grounding)
 
 BC_TYPE = "vid2act.bc/1"
-
-
-@dataclass(frozen=True)
-class BCTrainConfig:
-    data: str
-    out: str
-    modalities: str = "rgbd"
-    width: int = 16
-    hidden: int = 256
-    steps: int = 6000
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup: int = 200
-    val_fraction: float = 0.1
-    checkpoint_every: int = 250
-    seed: int = 0
-    device: str = "cpu"
-    report_to: str = "none"  # "tensorboard": the curves also as event files in RUN/logs/
-    grounding: str = ""  # a planner (folder or shipped name) whose grounding heatmaps BC reads too; "" none
-
-    def check(self) -> None:
-        if self.modalities not in ("rgb", "rgbd"):
-            raise UsageError(f"unknown modalities {self.modalities!r}; choose rgb or rgbd")
-        check_positive(self, ("steps", "batch_size", "lr", "width", "checkpoint_every"))
 
 
 class Grounder:
@@ -148,7 +124,7 @@ def load_bc(reference: str, device: str = "cpu") -> BCPolicy:
     from safetensors.torch import load_file
 
     from vid2act.files import check_action_space, load_json
-    folder = resolve(reference, default="bc-rgbd")
+    folder = resolve(reference, "bc")
     config_path = folder / "config.json"
     if not config_path.exists():
         raise Vid2ActError(f"{folder} has no config.json; is it a BC policy folder (from `vid2act train bc`)?")
@@ -191,11 +167,11 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
     run_lock = start_run(accelerator, run, resume, force, on_message)  # held until this function ends
 
     # Data: every (frame, action) pair of the training episodes in memory, the last episodes held out.
-
     grid = planner.shape.plan_size if planner is not None else (1, 1)
 
     def load(episodes):
-        """Every (frame, action) pair, its prompt, and its episode's two demonstrated places on the grid."""
+        """The frames that have an action (`FrameStore`), the actions, each pair's prompt, and its episode's two
+        demonstrated places on the grid."""
         rgb, depth, actions, prompts, places = [], [], [], [], []
         for i in episodes:
             e = dataset.episode(i, ("rgb", "depth", "actions", "instruction", "ee_target", "scene"))
@@ -204,20 +180,18 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
             actions.append(e["actions"])
             prompts += [str(e["instruction"])] * len(e["actions"])
             places.append(np.repeat(demo_pixels(e, grid)[None], len(e["actions"]), axis=0))
-        return (torch.from_numpy(np.concatenate(rgb)), torch.from_numpy(np.concatenate(depth)),
-                torch.from_numpy(np.concatenate(actions).astype(np.float32)), prompts,
+        return (FrameStore(rgb, depth), torch.from_numpy(np.concatenate(actions).astype(np.float32)), prompts,
                 torch.from_numpy(np.concatenate(places)).float())
 
-    rgb, depth, actions, prompts, places = load(shard(train_episodes, accelerator))
+    frames, actions, prompts, places = load(shard(train_episodes, accelerator))
     val = load(val_episodes)
-    unique = sorted(set(prompts) | set(val[3]))
+    unique = sorted(set(prompts) | set(val[2]))
     sentences = text.encode(unique)["pooled"]
     row = {p: k for k, p in enumerate(unique)}
     sentence_of = torch.tensor([row[p] for p in prompts])
-    sample = depth[:: max(1, len(depth) // 2000)].float()
     normalization = {"move": {"mean": actions[:, :3].mean(0).tolist(), "std": actions[:, :3].std(0).clamp_min(1e-6).tolist()},
-                     "depth": {"mean": float(sample.mean()), "std": float(sample.std())}}
-    on_message(f"{len(actions)} training pairs, {len(val[2])} for validation")
+                     "depth": frames.depth_normalization()}
+    on_message(f"{len(actions)} training pairs, {len(val[1])} for validation")
 
     torch.manual_seed(config.seed)
     model = BCPolicy(config.modalities, dataset.info["image_size"], config.width, config.hidden, normalization,
@@ -248,7 +222,7 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
         if planner is not None:  # the demonstrated places, off by a fraction of a cell as the grounding is
             jitter = torch.from_numpy(rng.normal(0, 0.3, (len(rows), 2, 2))).float()
             heat = unwrapped.heat(places[rows] + jitter).to(accelerator.device)
-        out = model(rgb[rows].to(accelerator.device), depth[rows].to(accelerator.device) if use_depth else None,
+        out = model(frames.rgb[rows].to(accelerator.device), frames.depth[rows].to(accelerator.device) if use_depth else None,
                     sentences[sentence_of[rows]].to(accelerator.device), heat)
         loss = (F.mse_loss(out[:, :3], ((target[:, :3] - mean) / std).to(accelerator.device))
                 + F.binary_cross_entropy_with_logits(out[:, 3], target[:, 3].to(accelerator.device)))
@@ -271,11 +245,11 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
         return {}
     policy = accelerator.unwrap_model(model).eval()
     with torch.no_grad():
-        v_rgb, v_depth, v_actions, v_prompts, v_places = val
+        v_frames, v_actions, v_prompts, v_places = val
         predicted = []
         for k in range(0, len(v_actions), 512):
             heat = policy.heat(v_places[k:k + 512]) if policy.grounded else None
-            predicted.append(policy(v_rgb[k:k + 512], v_depth[k:k + 512] if use_depth else None,
+            predicted.append(policy(v_frames.rgb[k:k + 512], v_frames.depth[k:k + 512] if use_depth else None,
                                     sentences[[row[p] for p in v_prompts[k:k + 512]]], heat))
         predicted = torch.cat(predicted)
     moves = predicted[:, :3] * std + mean

@@ -23,3 +23,12 @@ def check_range(option: str, value, low, high) -> None:
         raise UsageError(f"{option} must be a finite number (got {value})")
     if not low <= value <= high:
         raise UsageError(f"{option} must lie between {low} and {high} (got {value})")
+
+
+def check_positive(config, names) -> None:
+    """Each named field of `config` must be a finite number above 0 (NaN and infinity are refused too)."""
+    for name in names:
+        value = getattr(config, name)
+        import math
+        if not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number (got {value})")

@@ -17,58 +17,16 @@ from typing import Callable
 
 import numpy as np
 
-from vid2act.errors import MAX_WORKERS, UsageError, check_range
-from vid2act.files import (actions_document, output_dir, write_frames, write_gif, write_json, write_plan,
+from vid2act.errors import UsageError
+from vid2act.configs import EvalConfig
+from vid2act.files import (actions_document, output_dir, write_gif, write_json, write_plan, write_rollout,
                            write_scene, write_video)
 from vid2act.report import GIF_NAME, write_reports
-from vid2act.sim.tasks import TASKS, get_task, seed_range
+from vid2act.sim.tasks import seed_range
 
 POLICIES = ("plan", "sketch", "gt-video", "oracle", "bc", "random")
-EVAL_FORMAT = "vid2act.eval/1"
+EVAL_FORMAT = "vid2act.eval/2"  # /1 named the planner `video` in its config
 VIDEO_EPISODES = 1  # per family: episodes whose plan-vs-reality video goes into the report
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    out: str
-    policy: str = "plan"
-    video: str = "default"
-    idm: str = "default"
-    bc: str = "default"
-    tasks: tuple[str, ...] = tuple(TASKS)
-    split: str = "test"
-    episodes: int = 10  # per task
-    first_seed: int = 0  # offset into the split's seed range
-    replan_every: int = 8  # plan: a new chunk from the real frame after K actions; 0 is one whole plan (open loop)
-    steps: int = 4
-    guidance: float = 1.0
-    workers: int = 1
-    device: str = "cpu"
-    precision: str = "fp32"  # the planner's UNet: fp32 or bf16
-
-    def check(self) -> None:
-        if self.policy not in POLICIES:
-            raise UsageError(f"unknown policy {self.policy!r}; choose {', '.join(POLICIES)}")
-        unknown = [t for t in self.tasks if t not in TASKS]
-        if unknown:
-            raise UsageError(f"unknown task {unknown[0]!r}; choose from {', '.join(TASKS)}")
-        if self.split not in ("test", "heldout"):
-            raise UsageError(f"--split must be test or heldout (got {self.split!r}); train seeds are for training")
-        if self.episodes < 1:
-            raise UsageError(f"--episodes must be at least 1 (got {self.episodes})")
-        first, last = seed_range(self.split)
-        if self.first_seed < 0 or first + self.first_seed + self.episodes - 1 > last:
-            raise UsageError(f"--first-seed {self.first_seed} with {self.episodes} episodes needs seeds outside the "
-                             f"{self.split} split's range [{first}, {last}]")
-        if self.replan_every < 0:
-            raise UsageError(f"--replan-every must be 0 (open loop) or more (got {self.replan_every})")
-        from vid2act.video.pipeline import check_sampling
-        check_sampling(self.steps, self.guidance, 1)
-        check_range("--workers", self.workers, 1, MAX_WORKERS)
-        from vid2act.training import check_device
-        check_device(self.device)
-        if self.precision not in ("fp32", "bf16"):
-            raise UsageError(f"unknown --precision {self.precision!r}; choose fp32 or bf16")
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -87,9 +45,9 @@ _loaded: dict[tuple, object] = {}  # per process: models load once, not once per
 
 def _load_models(config: EvalConfig):
     from vid2act.policies import load_models
-    key = (config.policy, config.video, config.idm, config.bc, config.device, config.precision)
+    key = (config.policy, config.planner, config.idm, config.bc, config.device, config.precision)
     if key not in _loaded:
-        _loaded[key] = load_models(config.policy, config.video, config.idm, config.bc, config.device, config.precision)
+        _loaded[key] = load_models(config.policy, config.planner, config.idm, config.bc, config.device, config.precision)
     return _loaded[key]
 
 
@@ -106,7 +64,7 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
     """One episode into root/relative: scene/, plans/NN/, actions.json, rollout/, result.json."""
     from vid2act.policies import Observation, make_policy, time_limit
     from vid2act.sim.env import Env, make_scene
-    from vid2act.sim.world import ACTION_SPACE, FPS
+    from vid2act.spec import ACTION_SPACE, FPS
     from vid2act.video.generate import plan_document
     models = _load_models(config)
     policy = make_policy(config.policy, models, config.steps, config.guidance, config.replan_every, config.device)
@@ -142,8 +100,7 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
         distances = env.task.distances(env.world, env.goal)
     frames = np.stack(episode.frames)
     with output_dir(folder / "rollout", force=True) as tmp:
-        write_frames(tmp, frames, np.stack(episode.depths))
-        write_video(tmp / "rollout.mp4", frames, FPS)
+        write_rollout(tmp, frames, np.stack(episode.depths))
         if keep_video:
             beside = np.concatenate([np.stack(episode.beside), frames], axis=2)
             write_video(tmp / "plan_vs_reality.mp4", beside, FPS)
@@ -153,8 +110,8 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
     actions = np.asarray(episode.actions, dtype=np.float32).reshape(-1, 4)
     write_json(folder / "actions.json", actions_document(actions, source))
     for k, plan in enumerate(getattr(policy, "plans", [])):
-        document = plan_document(models.pipe, config.video, scene["instruction"], config.steps, config.guidance,
-                                 plan.seed, 1, plan.seconds, scene, folder / "scene", len(plan.rgb))
+        document = plan_document(models.planner, config.planner, scene["instruction"], config.steps, config.guidance,
+                                 plan.seed, 1, plan.seconds, scene, folder / "scene", len(plan.rgb) - 1)
         with output_dir(folder / "plans" / f"{k:02d}", force=True) as tmp:
             write_plan(tmp, {**document, "after_actions": plan.after_actions, "still": plan.still},
                        [(plan.rgb, plan.depth)])

@@ -20,9 +20,9 @@ from typing import Iterator
 import numpy as np
 
 from vid2act.errors import UsageError, Vid2ActError
-from vid2act.sim.env import SCENE_FORMAT
-from vid2act.sim.tasks import TASKS
-from vid2act.sim.world import ACTION_SPACE, image_size_problem
+from vid2act.spec import ACTION_SPACE, FPS, TASK_FAMILIES, image_size_problem
+
+SCENE_FORMAT = "vid2act.scene/1"
 
 ACTIONS_FORMAT = "vid2act.actions/1"
 RESULT_FORMAT = "vid2act.result/1"
@@ -260,7 +260,7 @@ def read_scene(folder: Path) -> dict:
 
 def _check_scene(scene: dict, where: Path) -> None:
     task = require(scene, "task", str, where)
-    if task not in TASKS:
+    if task not in TASK_FAMILIES:
         raise Vid2ActError(f"{where} names the unknown task {task!r}")
     for key, kind in (("seed", int), ("instruction", str), ("goal", dict), ("image_size", list),
                       ("camera", dict), ("state", dict), ("action_space", dict)):
@@ -346,6 +346,16 @@ def result_document(scene: dict, rollout, actions_source, scene_dir) -> dict:
             "split": scene.get("split"), "seed": scene["seed"], "instruction": scene["instruction"],
             "steps": len(rollout.actions), "steps_since_start": scene.get("steps_taken", 0) + len(rollout.actions),
             "metrics": rollout.distances, "scene": str(scene_dir), "actions_source": actions_source}
+
+
+def write_rollout(folder: Path, rgb: np.ndarray, depth: np.ndarray, result: dict | None = None) -> None:
+    """A rollout folder's files: frames.npz (a plan's layout, so a rollout translates like one), rollout.mp4,
+    and result.json where the rollout is scored on its own (`vid2act execute`; an eval episode keeps its
+    record beside the folder). `folder` is the temporary folder of an `output_dir`."""
+    write_frames(folder, rgb, depth)
+    write_video(folder / "rollout.mp4", rgb, FPS)
+    if result is not None:
+        write_json(folder / "result.json", result)
 
 
 def write_frames(folder: Path, rgb: np.ndarray, depth: np.ndarray | None) -> None:
@@ -474,7 +484,7 @@ def resize_frames(rgb: np.ndarray, depth: np.ndarray | None, size: tuple[int, in
 
 
 # --- plan ------------------------------------------------------------------------------------------------
-PLAN_FORMAT = "vid2act.plan/1"
+PLAN_FORMAT = "vid2act.plan/2"  # /1 (`frames`: keyframes + 1, `model`) reads alike
 
 
 def write_plan(folder: Path, document: dict, samples: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
@@ -494,7 +504,8 @@ def read_plan(folder: Path) -> dict | None:
     if not path.exists():
         return None
     document = load_json(path, "plan")
-    check_format(document, PLAN_FORMAT, path)
+    if document.get("format") != "vid2act.plan/1":
+        check_format(document, PLAN_FORMAT, path)
     for key, kind in (("stride", int), ("frame_interval", int)):
         if not isinstance(document.get(key), kind) or document[key] < 1:
             raise Vid2ActError(f"{path}: field {key!r} must be a positive integer")

@@ -24,7 +24,8 @@ import numpy as np
 from gymnasium import spaces
 
 from vid2act.errors import UsageError
-from vid2act.sim.world import ACTION_SPACE, FPS, WORKSPACE_HIGH, WORKSPACE_LOW, Camera, image_size_problem
+from vid2act.sim.world import WORKSPACE_HIGH, WORKSPACE_LOW, Camera
+from vid2act.spec import ACTION_SPACE, FPS, image_size_problem
 
 ENV_IDS = {"reach": "vid2act/Reach-v0", "push": "vid2act/Push-v0", "pick_place": "vid2act/PickPlace-v0",
            "stack": "vid2act/Stack-v0"}

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from vid2act.sim.tasks import get_task
-from vid2act.sim.world import ACTION_SPACE
+from vid2act.spec import ACTION_SPACE
 
 TIME_LIMIT_FACTOR = 1.5  # every policy gets this many times the task's step limit
-STILL_PLAN_M = 0.01  # a chunk whose keyframes move the grasp point less than this, gripper unchanged, holds still
 STILL_PATIENCE = 3
 
 
@@ -182,14 +181,13 @@ class PlanPolicy(Policy):
         return plan.rgb[0], (plan.depth[0] if plan.depth is not None else None), seconds, seed
 
     def _translate(self, rgb, depth):
-        from vid2act.idm.model import expand_keyframes, keyframe_poses
+        from vid2act.idm.model import expand_keyframes, holds_still, keyframe_poses
         started = time.perf_counter()
         plan_depth = depth if self.idm.architecture.modalities == "rgbd" else None
         points, grips = keyframe_poses(self.idm, rgb, plan_depth, self.device)
         actions, heading = expand_keyframes(points, grips, self.pipe.shape.stride)
         self.seconds["translate"] += time.perf_counter() - started
-        still = np.linalg.norm(points - points[0], axis=1).max() < STILL_PLAN_M and (grips == grips[0]).all()
-        return actions, heading, bool(still)
+        return actions, heading, holds_still(actions)
 
     def act(self, observation):
         whole = self.replan_every == 0
@@ -249,12 +247,12 @@ class SketchPolicy(Policy):
 
 @dataclass
 class Models:
-    pipe: object = None
+    planner: object = None
     idm: object = None
     bc: object = None
 
 
-def load_models(policy: str, video: str = "default", idm: str = "default", bc: str = "default",
+def load_models(policy: str, planner: str = "default", idm: str = "default", bc: str = "default",
                 device: str = "cpu", precision: str = "fp32") -> Models:
     """The models policy `policy` needs (folders or shipped names), loaded."""
     from vid2act.idm.model import load_idm
@@ -263,29 +261,29 @@ def load_models(policy: str, video: str = "default", idm: str = "default", bc: s
         models.idm, _ = load_idm(idm, device)
     if policy in ("plan", "sketch"):
         from vid2act.video.pipeline import load_planner
-        models.pipe = load_planner(video, device, precision=precision)
+        models.planner = load_planner(planner, device, precision=precision)
     if policy == "bc":
         from vid2act.bc import load_bc
         models.bc = load_bc(bc, device)
     return models
 
 
-def load_policy(name: str, video: str = "default", idm: str = "default", bc: str = "default", steps: int = 4,
+def load_policy(name: str, planner: str = "default", idm: str = "default", bc: str = "default", steps: int = 4,
                 guidance: float = 1.0, replan_every: int = 8, device: str = "cpu", precision: str = "fp32") -> "Policy":
     """Policy `name` with its models loaded: `load_policy("plan")` is the shipped planner + IDM, closed loop."""
-    return make_policy(name, load_models(name, video, idm, bc, device, precision), steps, guidance, replan_every,
+    return make_policy(name, load_models(name, planner, idm, bc, device, precision), steps, guidance, replan_every,
                        device)
 
 
 def make_policy(name: str, models, steps: int = 4, guidance: float = 1.0, replan_every: int = 8,
                 device: str = "cpu") -> Policy:
-    """The policy `name` over already loaded models (`models.pipe`, `.idm`, `.bc` as the policy needs)."""
+    """The policy `name` over already loaded models (`models.planner`, `.idm`, `.bc` as the policy needs)."""
     if name == "plan":
-        return PlanPolicy(models.pipe, models.idm, steps, guidance, replan_every, device)
+        return PlanPolicy(models.planner, models.idm, steps, guidance, replan_every, device)
     if name == "gt-video":
         return GroundTruthVideoPolicy(models.idm, device)
     if name == "sketch":
-        return SketchPolicy(models.pipe, models.idm, replan_every, device)
+        return SketchPolicy(models.planner, models.idm, replan_every, device)
     if name == "bc":
         return BehaviorCloningPolicy(models.bc)
     if name == "oracle":

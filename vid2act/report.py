@@ -14,7 +14,7 @@ GIF_NAME = "plan_vs_reality.gif"
 
 def command_line(config: dict, out: str) -> str:
     """The `vid2act eval` command that reproduces an evaluation (every option spelled out)."""
-    return (f"vid2act eval --policy {config['policy']} --video {config['video']} --idm {config['idm']} "
+    return (f"vid2act eval --policy {config['policy']} --planner {config['planner']} --idm {config['idm']} "
             f"--bc {config['bc']} --tasks {','.join(config['tasks'])} --split {config['split']} "
             f"--episodes {config['episodes']} --first-seed {config['first_seed']} "
             f"--replan-every {config['replan_every']} --steps {config['steps']} --guidance {config['guidance']} "
@@ -32,7 +32,7 @@ def describe(config: dict) -> str:
 def markdown(info: dict, root: Path) -> str:
     config = info["config"]
     lines = [f"# vid2act eval: {describe(config)}", "",
-             f"Planner `{config['video']}`, IDM `{config['idm']}`, split `{config['split']}`, "
+             f"Planner `{config['planner']}`, IDM `{config['idm']}`, split `{config['split']}`, "
              f"{config['episodes']} episodes per family, {config['steps']} denoising steps, guidance "
              f"{config['guidance']}. {info['wall_seconds']:.0f} s wall, {info['episodes_per_hour']:.0f} episodes/hour "
              f"with {config['workers']} worker(s).", "",
@@ -122,7 +122,7 @@ figcaption {{ font-size: 12px; }}
 code {{ background: #f4f4f4; padding: 6px; display: block; white-space: pre-wrap; word-break: break-all; }}
 </style></head><body>
 <h1>vid2act eval: {e(describe(config))}</h1>
-<p>Planner <code style="display:inline;padding:1px">{e(config['video'])}</code>, IDM
+<p>Planner <code style="display:inline;padding:1px">{e(config['planner'])}</code>, IDM
 <code style="display:inline;padding:1px">{e(config['idm'])}</code>, split <b>{e(config['split'])}</b>,
 {config['episodes']} episodes per family, {config['steps']} denoising steps, guidance {config['guidance']};
 {info['wall_seconds']:.0f} s wall, {info['episodes_per_hour']:.0f} episodes/hour with {config['workers']} worker(s).</p>

@@ -1,5 +1,6 @@
 """What every training loop shares: the accelerator, the learning-rate schedule, the run folder, the
-held-out split, and the curves a run logs as it goes. Each loop itself stays in its own file, readable top to bottom."""
+held-out split, the frames in memory and their normalization, checkpoints, and the curves a run logs as it
+goes. Each loop itself stays in its own file, readable top to bottom."""
 from __future__ import annotations
 
 import math
@@ -8,18 +9,11 @@ from typing import Callable
 
 import torch
 
+from vid2act.data.dataset import window
 from vid2act.errors import UsageError, Vid2ActError
-from vid2act.files import LOCK_FILE, clear_folder, lock_folder
+from vid2act.files import LOCK_FILE, clear_folder, lock_folder, output_dir, write_bytes, write_json
 
 CHECKPOINT = "checkpoint"
-
-
-def check_positive(config, names) -> None:
-    """Each named field of `config` must be a finite number above 0 (NaN and infinity are refused too)."""
-    for name in names:
-        value = getattr(config, name)
-        if not (math.isfinite(value) and value > 0):
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive number (got {value})")
 
 
 def check_device(device: str) -> None:
@@ -105,6 +99,74 @@ def held_out_split(dataset, fraction: float, where: str) -> tuple[list[int], lis
     if len(dataset) - held_out < 1:
         raise Vid2ActError(f"{where} has {len(dataset)} episodes; need at least 2 (one for validation)")
     return list(range(len(dataset) - held_out)), list(range(len(dataset) - held_out, len(dataset)))
+
+
+# --- the frames in memory ------------------------------------------------------------------------------------
+class FrameStore:
+    """Some episodes' frames in memory, one tensor for all (rgb uint8 [F, H, W, 3], depth float16 [F, H, W]
+    or None), and where each episode starts: every trainer turns (episode, frame) into rows here."""
+
+    def __init__(self, rgb: list, depth: list | None):
+        self.rgb = torch.cat([torch.as_tensor(r) for r in rgb])
+        self.depth = torch.cat([torch.as_tensor(d) for d in depth]) if depth else None
+        self.lengths = torch.tensor([len(r) for r in rgb])
+        self.starts = torch.cumsum(self.lengths, 0) - self.lengths
+
+    def rows(self, episodes: torch.Tensor, first: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Rows [B, K] of frames `first + offsets` of `episodes` [B], held at each episode's ends."""
+        return self.starts[episodes][:, None] + window(first[:, None], offsets[None, :], self.lengths[episodes][:, None])
+
+    def depth_normalization(self) -> dict:
+        """Mean and std of the depth (metres) over a sample of about 2,000 frames; 0 and 1 without depth."""
+        if self.depth is None:
+            return {"mean": 0.0, "std": 1.0}
+        sample = self.depth[:: max(1, len(self.depth) // 2000)].float()
+        return {"mean": float(sample.mean()), "std": float(sample.std())}
+
+
+# --- checkpoints: model, EMA and optimizer state as safetensors, the rest as JSON ------------------------------
+def config_json(config) -> dict:
+    """A config as it comes back from disk (tuples as lists)."""
+    import json
+    from dataclasses import asdict
+    return json.loads(json.dumps(asdict(config)))
+
+
+def save_checkpoint(run: Path, step: int, model, optimizer, config, history: list[dict], seconds: float,
+                    ema: dict | None = None) -> None:
+    """RUN/checkpoint/, replaced in one rename: what `load_checkpoint` needs to continue at `step`."""
+    from safetensors.torch import save
+    state = optimizer.state_dict()
+    tensors = {f"{param}.{name}": value.contiguous() for param, values in state["state"].items()
+               for name, value in values.items()}
+    with output_dir(run / CHECKPOINT, force=True) as tmp:
+        write_bytes(tmp / "model.safetensors",
+                    save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
+        if ema is not None:
+            write_bytes(tmp / "ema.safetensors", save({k: v.cpu().contiguous() for k, v in ema.items()}))
+        write_bytes(tmp / "optimizer.safetensors", save(tensors))
+        write_json(tmp / "state.json", {"step": step, "config": config_json(config), "history": history,
+                                        "train_seconds": seconds, "param_groups": state["param_groups"]})
+
+
+def load_checkpoint(run: Path, model, optimizer, config, ema: dict | None = None) -> tuple[int, list[dict], float]:
+    """Model, optimizer (and EMA) state from RUN/checkpoint/, refused if the run was started with other
+    settings; returns the step, the history and the training seconds so far."""
+    import json
+
+    from safetensors.torch import load_file
+    folder = run / CHECKPOINT
+    state = json.loads((folder / "state.json").read_text())
+    check_same_settings(run, state["config"], config_json(config))
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    if ema is not None:
+        ema.update(load_file(str(folder / "ema.safetensors")))
+    per_param: dict[int, dict] = {}
+    for key, value in load_file(str(folder / "optimizer.safetensors")).items():
+        param, name = key.split(".", 1)
+        per_param.setdefault(int(param), {})[name] = value
+    optimizer.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
+    return state["step"], state["history"], state["train_seconds"]
 
 
 # --- what a run logs as it goes ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from vid2act.errors import MAX_WORKERS, UsageError, Vid2ActError, check_range
 from vid2act.files import LOCK_FILE, clear_folder, load_json, lock_folder, write_video
 from vid2act.sim.env import Env, make_scene
 from vid2act.sim.tasks import SEED_RANGES, SPLITS, TASKS, get_task, seed_range
-from vid2act.sim.world import ACTION_SPACE, FPS, FRAME_INTERVAL, TIMESTEP, image_size_problem
+from vid2act.spec import ACTION_SPACE, FPS, FRAME_INTERVAL, TIMESTEP, image_size_problem
 
 ATTEMPTS = 4  # seeds reserved per episode, for the rare scene the oracle fails
 

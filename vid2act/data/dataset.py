@@ -14,6 +14,17 @@ EPISODE_KEYS = ("rgb", "depth", "actions", "ee_pose", "ee_target", "gripper_widt
                 "split", "seed", "attempt", "scene")
 
 
+def window(first, offsets, length):
+    """Frame indices `first + offsets` in an episode of `length` frames, each held at the episode's first and
+    last frame (LeRobot's `max(start, min(end - 1, i + delta))`): the one place a window is clamped. numpy
+    arrays or torch tensors, broadcast."""
+    index = first + offsets
+    if isinstance(index, np.ndarray):
+        return np.clip(index, 0, np.asarray(length) - 1)
+    import torch
+    return torch.minimum(index.clamp(min=0), torch.as_tensor(length) - 1)
+
+
 def episode_path(root: Path, index: int) -> Path:
     return Path(root) / "episodes" / f"{index:06d}.npz"
 

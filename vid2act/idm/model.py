@@ -12,19 +12,20 @@ Saved as config.json (with `type`) + model.safetensors; loaded only from safeten
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from vid2act.data.dataset import window
 from vid2act.errors import Vid2ActError
+from vid2act.nn import encoder_layers
+from vid2act.shipped import resolve
 
 IDM_TYPE = "vid2act.idm/1"
 HEADS = ("pose", "delta", "fused")
 MODALITIES = ("rgb", "rgbd")
-DEFAULT_IDM = "idm-rgbd"  # what `--idm default` names, under models/
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class IDMArchitecture:
         return 7 if self.head == "fused" else 4
 
     @property
-    def frames(self) -> int:
+    def window(self) -> int:
         return 2 if self.head == "delta" else 2 * self.context + 1
 
     @property
@@ -58,28 +59,6 @@ class IDMArchitecture:
             raise Vid2ActError(f"image size {self.image_size} must be multiples of 16")
 
 
-class ResidualBlock(nn.Module):
-    def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
-            nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1))
-
-    def forward(self, x):
-        return x + self.body(x)
-
-
-def encoder_layers(in_channels: int, w: int, image_size, hidden: int) -> list[nn.Module]:
-    """Image stack -> [B, hidden]. Residual blocks only at 1/4 and 1/8 resolution: this keeps a forward pass
-    near 10 M multiply-adds at 48x64, thousands of frames per second on two CPU cores."""
-    height, width = image_size
-    return [nn.Conv2d(in_channels, w, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), ResidualBlock(2 * w),
-            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), ResidualBlock(4 * w),
-            nn.GroupNorm(8, 4 * w), nn.SiLU(), nn.Flatten(),
-            nn.Linear(4 * w * (height // 8) * (width // 8), hidden), nn.SiLU()]
-
-
 class InverseDynamicsModel(nn.Module):
     """Maps a stack of frames [B, F, H, W, C] (uint8 RGB, float depth as the 4th channel) to 4 numbers:
     the normalized target (3) and a gripper logit."""
@@ -90,7 +69,7 @@ class InverseDynamicsModel(nn.Module):
         self.architecture = architecture
         self.normalization = normalization
         self.trunk = nn.Sequential(
-            *encoder_layers(architecture.frames * architecture.channels, architecture.width,
+            *encoder_layers(architecture.window * architecture.channels, architecture.width,
                             architecture.image_size, architecture.hidden),
             nn.Linear(architecture.hidden, architecture.outputs))
         for name in ("target", "move") if architecture.head == "fused" else ("target",):
@@ -120,13 +99,17 @@ class InverseDynamicsModel(nn.Module):
         return output[:, 4:7] * self.move_std + self.move_mean
 
 
-def windows(length: int, architecture: IDMArchitecture) -> np.ndarray:
-    """Frame indices [N, F] each sample reads from an episode of `length` frames (clamped at its ends)."""
+def window_offsets(architecture: IDMArchitecture) -> np.ndarray:
+    """The frames a sample reads, relative to its own: (t, t+1) for the delta head, t +- context otherwise."""
     if architecture.head == "delta":
-        start = np.arange(length - 1)
-        return np.stack([start, start + 1], axis=1)
-    offsets = np.arange(-architecture.context, architecture.context + 1)
-    return np.clip(np.arange(length)[:, None] + offsets[None, :], 0, length - 1)
+        return np.array([0, 1])
+    return np.arange(-architecture.context, architecture.context + 1)
+
+
+def windows(length: int, architecture: IDMArchitecture) -> np.ndarray:
+    """Frame indices [N, F] of each sample of an episode of `length` frames: every frame (every pair, delta)."""
+    samples = length - 1 if architecture.head == "delta" else length
+    return window(np.arange(samples)[:, None], window_offsets(architecture)[None, :], length)
 
 
 @torch.no_grad()
@@ -177,9 +160,9 @@ def keyframe_poses(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndarr
     if model.architecture.head == "delta":
         raise Vid2ActError("keyframe plans need an IDM that reads poses (head pose or fused), not a delta head")
     model.eval()
-    frames = model.architecture.frames
-    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb))[:, None].expand(-1, frames, -1, -1, -1)
-    depth_t = (torch.from_numpy(depth.astype(np.float32))[:, None].expand(-1, frames, -1, -1)
+    window = model.architecture.window
+    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb))[:, None].expand(-1, window, -1, -1, -1)
+    depth_t = (torch.from_numpy(depth.astype(np.float32))[:, None].expand(-1, window, -1, -1)
                if depth is not None else None)
     target, gripper = model.denormalize(model(rgb_t.to(device), depth_t.to(device) if depth_t is not None else None))
     return target.cpu().double().numpy(), gripper.cpu().double().numpy()
@@ -200,6 +183,19 @@ def expand_keyframes(points: np.ndarray, grips: np.ndarray, stride: int,
     return np.asarray(actions, dtype=np.float64).reshape(-1, 4), np.asarray(heading, dtype=np.int64)
 
 
+STILL_PLAN_M = 0.01  # a plan whose grasp point stays this close to where it starts, gripper unchanged, holds still
+
+
+def holds_still(actions: np.ndarray) -> bool:
+    """Whether a plan's actions [N, 4] show nothing more to do: the grasp point never gets `STILL_PLAN_M`
+    from where it starts and the gripper command never changes. The one rule for eval's replanning loop,
+    `vid2act translate` (`source.holds_still`) and examples/replan_loop.sh."""
+    if len(actions) == 0:
+        return True
+    path = np.cumsum(actions[:, :3], axis=0)
+    return bool(np.linalg.norm(path, axis=1).max() < STILL_PLAN_M and (actions[:, 3] == actions[0, 3]).all())
+
+
 def complementary_filter(points: np.ndarray, moves: np.ndarray, weight: float) -> np.ndarray:
     """Grasp points from per-frame estimates `points` [T, 3] and estimated moves [T, 3] (move t: frame t
     to t+1): each step predicts with the move and corrects towards the estimate by `weight`."""
@@ -211,30 +207,12 @@ def complementary_filter(points: np.ndarray, moves: np.ndarray, weight: float) -
 
 
 # --- files -------------------------------------------------------------------------------------------
-def resolve(reference: str, default: str = DEFAULT_IDM) -> Path:
-    """A path, or the name of a shipped model under models/ ('default' for the shipped IDM)."""
-    path = Path(reference)
-    if path.exists():
-        return path
-    name = default if reference == "default" else reference
-    shipped = Path(str(resources.files("vid2act.models"))) / name
-    if "/" not in name and shipped.exists():
-        return shipped
-    raise Vid2ActError(f"no model at {reference!r} (neither a folder nor a shipped model name; shipped: "
-                       f"{', '.join(shipped_models()) or 'none'})")
-
-
-def shipped_models() -> list[str]:
-    root = Path(str(resources.files("vid2act.models")))
-    return sorted(p.name for p in root.iterdir() if (p / "config.json").exists() or (p / "model_index.json").exists())
-
-
 def save_idm(model: InverseDynamicsModel, folder: Path, extra: dict) -> None:
     """config.json + model.safetensors into `folder` (which the caller creates atomically)."""
     from safetensors.torch import save
 
     from vid2act.files import write_bytes, write_json
-    from vid2act.sim.world import ACTION_SPACE
+    from vid2act.spec import ACTION_SPACE
     config = {"type": IDM_TYPE, "architecture": {**asdict(model.architecture),
                                                   "image_size": list(model.architecture.image_size)},
               "action_space": ACTION_SPACE, "normalization": model.normalization, **extra}
@@ -248,7 +226,7 @@ def load_idm(reference: str, device: str = "cpu") -> tuple[InverseDynamicsModel,
     from safetensors.torch import load_file
 
     from vid2act.files import check_action_space, load_json
-    folder = resolve(reference)
+    folder = resolve(reference, "idm")
     config_path, weights = folder / "config.json", folder / "model.safetensors"
     if not config_path.exists():
         raise Vid2ActError(f"{folder} has no config.json; is it an IDM folder (from `vid2act train idm`)?")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -17,58 +17,22 @@ import torch
 import torch.nn.functional as F
 
 from vid2act import __version__
+from vid2act.configs import IDMTrainConfig
 from vid2act.data.dataset import Dataset
-from vid2act.errors import UsageError
-from vid2act.files import output_dir, write_bytes, write_json
-from vid2act.idm.model import HEADS, MODALITIES, IDMArchitecture, InverseDynamicsModel, predict_actions, save_idm, windows
-from vid2act.training import (CHECKPOINT, Curves, check_positive, held_out_split, learning_rate, make_accelerator,
-                              check_same_settings, shard, start_run)
+from vid2act.files import write_json
+from vid2act.idm.model import IDMArchitecture, InverseDynamicsModel, predict_actions, save_idm, window_offsets
+from vid2act.training import (CHECKPOINT, Curves, FrameStore, held_out_split, learning_rate, load_checkpoint,
+                              make_accelerator, save_checkpoint, shard, start_run)
 
-
-
-@dataclass(frozen=True)
-class IDMTrainConfig:
-    data: str
-    out: str
-    head: str = "pose"
-    modalities: str = "rgbd"
-    context: int = 1
-    width: int = 16
-    steps: int = 6000
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup: int = 200
-    val_fraction: float = 0.1
-    eval_every: int = 1000
-    checkpoint_every: int = 250
-    seed: int = 0
-    device: str = "cpu"
-    report_to: str = "none"  # "tensorboard": the curves also as event files in RUN/logs/
-
-    def architecture(self, image_size) -> IDMArchitecture:
-        return IDMArchitecture(self.head, self.modalities, tuple(image_size), self.context, self.width)
-
-    def check(self) -> None:
-        if self.head not in HEADS:
-            raise UsageError(f"unknown --head {self.head!r}; choose {' or '.join(HEADS)}")
-        if self.modalities not in MODALITIES:
-            raise UsageError(f"unknown --modalities {self.modalities!r}; choose {' or '.join(MODALITIES)}")
-        check_positive(self, ("steps", "batch_size", "lr", "width", "eval_every", "checkpoint_every"))
-        if self.context < 0:
-            raise UsageError(f"--context must be 0 or more (got {self.context})")
-        if not 0 < self.val_fraction < 1:
-            raise UsageError("the validation fraction must lie between 0 and 1")
 
 
 class FrameData:
-    """Every frame of some episodes in memory (rgb uint8, depth float16) and one row per training sample:
-    the frames it reads and its label."""
+    """Every frame of some episodes in memory (`FrameStore`) and one row per training sample: the frames it
+    reads (its window) and its label."""
 
     def __init__(self, dataset: Dataset, episodes: list[int], architecture: IDMArchitecture):
-        rgb, depth, index, target, gripper, move = [], [], [], [], [], []
-        offset = 0
-        for i in episodes:
+        rgb, depth, target, gripper, move, samples = [], [], [], [], [], []
+        for k, i in enumerate(episodes):
             episode = dataset.episode(i, ("rgb", "depth", "actions", "ee_target", "scene"))
             actions = episode["actions"]
             if architecture.head in ("pose", "fused"):  # frame t: commanded point, gripper command in force
@@ -80,14 +44,13 @@ class FrameData:
             else:  # label of pair (t, t+1): action t
                 target.append(actions[:, :3])
                 gripper.append(actions[:, 3])
-            index.append(windows(len(episode["rgb"]), architecture) + offset)
+            samples.append(np.stack([np.full(len(target[-1]), k), np.arange(len(target[-1]))], axis=1))
             rgb.append(episode["rgb"])
             if architecture.modalities == "rgbd":
                 depth.append(episode["depth"])
-            offset += len(episode["rgb"])
-        self.rgb = torch.from_numpy(np.concatenate(rgb))
-        self.depth = torch.from_numpy(np.concatenate(depth)) if architecture.modalities == "rgbd" else None
-        self.index = torch.from_numpy(np.concatenate(index))
+        self.frames = FrameStore(rgb, depth if architecture.modalities == "rgbd" else None)
+        samples = torch.from_numpy(np.concatenate(samples))
+        self.index = self.frames.rows(samples[:, 0], samples[:, 1], torch.from_numpy(window_offsets(architecture)))
         self.target = torch.from_numpy(np.concatenate(target).astype(np.float32))
         self.gripper = torch.from_numpy(np.concatenate(gripper).astype(np.float32))
         self.move = torch.from_numpy(np.concatenate(move).astype(np.float32)) if move else None
@@ -97,39 +60,10 @@ class FrameData:
 
     def batch(self, rows: torch.Tensor, device):
         frames = self.index[rows]
-        depth = self.depth[frames].to(device) if self.depth is not None else None
+        depth = self.frames.depth[frames].to(device) if self.frames.depth is not None else None
         move = self.move[rows].to(device) if self.move is not None else None
-        return (self.rgb[frames].to(device), depth, self.target[rows].to(device), self.gripper[rows].to(device),
-                move)
-
-
-# --- checkpoints: model and optimizer state as safetensors, the rest as JSON ------------------------------
-def save_checkpoint(run: Path, step: int, model, optimizer, config: IDMTrainConfig, history: list[dict],
-                    seconds: float) -> None:
-    from safetensors.torch import save
-    state = optimizer.state_dict()
-    tensors = {f"{param}.{name}": value.contiguous() for param, values in state["state"].items()
-               for name, value in values.items()}
-    with output_dir(run / CHECKPOINT, force=True) as tmp:
-        write_bytes(tmp / "model.safetensors",
-                    save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
-        write_bytes(tmp / "optimizer.safetensors", save(tensors))
-        write_json(tmp / "state.json", {"step": step, "config": asdict(config), "history": history,
-                                        "train_seconds": seconds, "param_groups": state["param_groups"]})
-
-
-def load_checkpoint(run: Path, model, optimizer, config: IDMTrainConfig) -> tuple[int, list[dict], float]:
-    from safetensors.torch import load_file
-    folder = run / CHECKPOINT
-    state = json.loads((folder / "state.json").read_text())
-    check_same_settings(run, state["config"], asdict(config))
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
-    per_param: dict[int, dict] = {}
-    for key, value in load_file(str(folder / "optimizer.safetensors")).items():
-        param, name = key.split(".", 1)
-        per_param.setdefault(int(param), {})[name] = value
-    optimizer.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
-    return state["step"], state["history"], state["train_seconds"]
+        return (self.frames.rgb[frames].to(device), depth, self.target[rows].to(device),
+                self.gripper[rows].to(device), move)
 
 
 # --- validation --------------------------------------------------------------------------------------------
@@ -172,15 +106,10 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
 
     # Data: every frame in memory, the last episodes held out for validation.
     data = FrameData(dataset, shard(train_episodes, accelerator), architecture)
-    if data.depth is not None:
-        sample = data.depth[:: max(1, len(data.depth) // 2000)].float()
-        depth_normalization = {"mean": float(sample.mean()), "std": float(sample.std())}
-    else:
-        depth_normalization = {"mean": 0.0, "std": 1.0}  # an RGB model reads no depth
     normalization = {"target": {"mean": data.target.mean(0).tolist(),
                                 "std": data.target.std(0).clamp_min(1e-6).tolist(),
                                 "of": "commanded grasp point (m)" if config.head == "pose" else "move (m)"},
-                     "depth": depth_normalization}
+                     "depth": data.frames.depth_normalization()}
     if config.head == "fused":
         moves = data.move[~data.move.isnan().any(1)]
         normalization["move"] = {"mean": moves.mean(0).tolist(), "std": moves.std(0).clamp_min(1e-6).tolist(),

@@ -7,8 +7,9 @@ import numpy as np
 
 from vid2act.errors import Vid2ActError, check_range
 from vid2act.files import read_frames, read_plan, resize_frames
-from vid2act.idm.model import load_idm, predict_actions, predict_keyframe_actions, resolve
-from vid2act.sim.world import ACTION_SPACE
+from vid2act.idm.model import holds_still, load_idm, predict_actions, predict_keyframe_actions
+from vid2act.shipped import resolve
+from vid2act.spec import ACTION_SPACE
 from vid2act.training import check_device
 
 MAX_STRIDE = 1000  # dataset frames between two frames of a source
@@ -26,7 +27,7 @@ def translate_frames(source: Path, idm: str, resize: bool = False, device: str =
         stride = plan["frame_interval"] // ACTION_SPACE["frame_interval"] if plan is not None else 1
     check_range("--stride", stride, 1, MAX_STRIDE)
     check_device(device)
-    folder = resolve(idm)
+    folder = resolve(idm, "idm")
     model, _ = load_idm(str(folder), device)
     architecture = model.architecture
     rgb, depth = read_frames(source)
@@ -49,5 +50,6 @@ def translate_frames(source: Path, idm: str, resize: bool = False, device: str =
     actions = np.clip(raw, low, high)
     source_info = {"policy": "idm", "input": str(source), "idm": str(folder),
                    "idm_head": architecture.head, "modalities": architecture.modalities, "frames": len(rgb),
-                   "stride": stride, "resized": resized, "clipped": int((actions != raw).sum())}
+                   "stride": stride, "resized": resized, "clipped": int((actions != raw).sum()),
+                   "holds_still": holds_still(actions)}
     return actions, source_info

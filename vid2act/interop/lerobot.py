@@ -244,7 +244,8 @@ def import_lerobot(source: Path, out: Path, image_size=(48, 64), force: bool = F
     from vid2act.files import check_can_write, check_distinct, output_dir, resize_frames
     from vid2act.sim.env import SCENE_FORMAT
     from vid2act.sim.tasks import SEED_RANGES, SPLITS
-    from vid2act.sim.world import ACTION_SPACE, FRAME_INTERVAL, TIMESTEP, Camera, image_size_problem
+    from vid2act.sim.world import Camera
+    from vid2act.spec import ACTION_SPACE, FRAME_INTERVAL, TIMESTEP, image_size_problem
     source, out = Path(source), Path(out)
     problem = image_size_problem(*image_size)
     if problem:

@@ -6,10 +6,11 @@ from typing import Iterable
 
 import numpy as np
 
+from vid2act.files import SCENE_FORMAT
 from vid2act.sim.tasks import SPLITS, TASKS, check_seed, get_task
-from vid2act.sim.world import ACTION_SPACE, FRAME_INTERVAL, TIMESTEP, Camera, ObjectSpec, World
+from vid2act.sim.world import Camera, ObjectSpec, World
+from vid2act.spec import ACTION_SPACE, FRAME_INTERVAL, TIMESTEP
 
-SCENE_FORMAT = "vid2act.scene/1"
 SPLIT_IDS = {split: i for i, split in enumerate(SPLITS)}
 EE_START_LOW = np.array([0.40, -0.12, 0.18])
 EE_START_HIGH = np.array([0.55, 0.12, 0.28])

@@ -11,12 +11,8 @@ from pybullet_utils import bullet_client
 
 from vid2act.sim import silenced
 from vid2act.sim.robot import Panda
+from vid2act.spec import DEFAULT_IMAGE_SIZE, FRAME_INTERVAL, TIMESTEP
 
-TIMESTEP = 1.0 / 240.0
-FRAME_INTERVAL = 12  # physics steps per action and per frame
-FPS = 1.0 / (TIMESTEP * FRAME_INTERVAL)  # 20 frames per simulated second
-DEFAULT_IMAGE_SIZE = (48, 64)  # (height, width)
-MAX_STEP = 0.03  # metres the end-effector target may move along each axis per action
 WORKSPACE_LOW = np.array([0.25, -0.35, 0.005])
 WORKSPACE_HIGH = np.array([0.80, 0.35, 0.35])  # z capped so the gripper stays in view
 
@@ -33,33 +29,6 @@ OBJECT_HALF = 0.025  # blocks are 5 cm cubes, cylinders 5 cm across and 5 cm tal
 PAD_HALF = 0.05  # pads are flat 10 cm squares drawn on the table
 PAD_THICKNESS = 0.001
 TABLE_RGB = (0.62, 0.56, 0.50)
-
-ACTION_SPACE = {
-    "names": ["dx", "dy", "dz", "gripper"],
-    "low": [-MAX_STEP, -MAX_STEP, -MAX_STEP, 0.0],
-    "high": [MAX_STEP, MAX_STEP, MAX_STEP, 1.0],
-    "units": ["m", "m", "m", "fraction closed (0 open, 1 closed)"],
-    "frame": "world; x away from the robot base, z up; moves the commanded grasp point",
-    "frame_interval": FRAME_INTERVAL,
-    "timestep": TIMESTEP,
-}
-
-
-MAX_IMAGE_SIDE = 1024  # pixels; the renderer allocates H x W x 4 buffers, and its C++ aborts on a huge one
-
-
-def image_size_problem(height, width) -> str | None:
-    """What is wrong with an image size, or None: sides must be positive multiples of 16, at most 1024."""
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (height, width)):
-        return "height and width must be whole numbers"
-    if height <= 0 or width <= 0:
-        return "height and width must be positive"
-    if height > MAX_IMAGE_SIDE or width > MAX_IMAGE_SIDE:
-        return f"height and width must be at most {MAX_IMAGE_SIDE}"
-    if height % 16 or width % 16:
-        return "height and width must be multiples of 16"
-    return None
-
 
 @dataclass(frozen=True)
 class Camera:

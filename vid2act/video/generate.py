@@ -68,13 +68,13 @@ def generate_plan(pipe: VideoPlannerPipeline, rgb: np.ndarray, depth: np.ndarray
     return [(out.rgb[k], out.depth[k] if out.depth is not None else None) for k in range(samples)], seconds
 
 
-def plan_document(pipe: VideoPlannerPipeline, model: str, prompt: str, steps: int, guidance: float, seed: int,
-                  samples: int, seconds: float, scene: dict | None, scene_dir, frames: int) -> dict:
-    """plan.json for a plan of `frames` frames (the start frame and its keyframes)."""
+def plan_document(pipe: VideoPlannerPipeline, planner_path: str, prompt: str, steps: int, guidance: float,
+                  seed: int, samples: int, seconds: float, scene: dict | None, scene_dir, keyframes: int) -> dict:
+    """plan.json for a plan of `keyframes` keyframes after its start frame."""
     planner = pipe.planner
-    return {"format": PLAN_FORMAT, "prompt": prompt, "model": model,
+    return {"format": PLAN_FORMAT, "prompt": prompt, "planner": planner_path,
             "sampler": type(pipe.scheduler).__name__, "steps": steps, "guidance": guidance, "seed": seed,
-            "modalities": planner["modalities"], "frames": frames, "stride": planner["stride"],
+            "modalities": planner["modalities"], "keyframes": keyframes, "stride": planner["stride"],
             "frame_interval": planner["frame_interval"], "fps": planner["fps"],
             "image_size": planner["image_size"], "samples": samples,
             "scene": str(scene_dir) if scene_dir else None,

@@ -34,22 +34,22 @@ from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepSchedu
 from diffusers.utils import BaseOutput
 
 from vid2act.errors import UsageError, Vid2ActError
+from vid2act.shipped import resolve
 from vid2act.video import text
 from vid2act.video.sketch import SKETCH_FOLDER, SKETCH_TYPE, conditions, read as read_sketch
 from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, GroundingNet, heatmaps, load_grounding, locate,
                                      save_grounding)
 
-PLANNER_FORMAT = "vid2act.video/3"
+PLANNER_FORMAT = "vid2act.video/4"
 OLD_FORMATS = {"vid2act.video/1": "a whole-episode planner of vid2act 0.1, which drew no grounding",
                "vid2act.video/2": "a chunk planner that drew without a sketch of where the arm goes"}
-PLANNER_FILE = "planner.json"  # beside model_index.json: what the plan is (frames, stride, modalities, ...)
-DEFAULT_PLANNER = "planner-rgbd"  # what `--model default` names, under models/
+PLANNER_FILE = "planner.json"  # beside model_index.json: what the plan is (keyframes, stride, modalities, ...)
 SAMPLERS = {"ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
 
 
 @dataclass(frozen=True)
 class PlannerShape:
-    frames: int = 4  # keyframes per chunk, after the current frame
+    keyframes: int = 4  # per chunk, after the current frame
     stride: int = 4  # dataset frames between keyframes
     modalities: str = "rgbd"
     image_size: tuple[int, int] = (48, 64)  # the frames' size, as the scenes have it
@@ -67,7 +67,7 @@ class PlannerShape:
     def check(self) -> None:
         if self.modalities not in ("rgb", "rgbd"):
             raise UsageError(f"unknown modalities {self.modalities!r}; choose rgb or rgbd")
-        if self.frames < 1 or self.stride < 1 or self.horizon < 1:
+        if self.keyframes < 1 or self.stride < 1 or self.horizon < 1:
             raise UsageError("the planner needs at least one keyframe per chunk and in a plan, and a stride of at least 1")
         if self.scale < 1:
             raise UsageError("--scale must be at least 1")
@@ -84,13 +84,13 @@ class PlannerShape:
 
     @classmethod
     def from_planner(cls, planner: dict) -> "PlannerShape":
-        return cls(planner["frames"], planner["stride"], planner["modalities"], tuple(planner["image_size"]),
+        return cls(planner["keyframes"], planner["stride"], planner["modalities"], tuple(planner["image_size"]),
                    planner["scale"], planner["horizon"])
 
 
 def condition_channels(shape: PlannerShape) -> int:
     """What the UNet reads besides the frames: the grounding's two heatmaps and the sketch's (`sketch.py`)."""
-    return 2 + 3 * shape.frames
+    return 2 + 3 * shape.keyframes
 
 
 def make_unet(shape: PlannerShape, widths=(32, 64, 128), attention_levels: int = 2) -> UNet2DConditionModel:
@@ -99,8 +99,8 @@ def make_unet(shape: PlannerShape, widths=(32, 64, 128), attention_levels: int =
     coarsest levels."""
     c, plain = shape.channels, len(widths) - attention_levels
     return UNet2DConditionModel(
-        sample_size=shape.plan_size, in_channels=(shape.frames + 1) * c + condition_channels(shape),
-        out_channels=shape.frames * c,
+        sample_size=shape.plan_size, in_channels=(shape.keyframes + 1) * c + condition_channels(shape),
+        out_channels=shape.keyframes * c,
         down_block_types=("DownBlock2D",) * plain + ("CrossAttnDownBlock2D",) * attention_levels,
         up_block_types=("CrossAttnUpBlock2D",) * attention_levels + ("UpBlock2D",) * plain,
         mid_block_type="UNetMidBlock2DCrossAttn", block_out_channels=tuple(widths), layers_per_block=1,
@@ -216,7 +216,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         folder = Path(pretrained_model_name_or_path)
-        kwargs.setdefault("planner", json.loads((folder / PLANNER_FILE).read_text()))
+        kwargs.setdefault("planner", read_planner_settings(folder / PLANNER_FILE))
         kwargs.setdefault("grounding", load_grounding(folder / GROUNDING_FOLDER)[0])
         kwargs.setdefault("sketcher", load_sketch(folder))
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
@@ -302,7 +302,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
         device = next(self.sketcher.parameters()).device
         logits, flags = self.sketcher(small.to(device), embedded["tokens"].to(device), embedded["mask"].to(device),
                                       heat.to(device))
-        marks, closed = read_sketch(logits, flags, self.shape.frames)
+        marks, closed = read_sketch(logits, flags, self.shape.keyframes)
         return marks.cpu(), closed.cpu()
 
     def sketch_frame(self, image: np.ndarray, depth: np.ndarray | None, prompt: str,
@@ -318,7 +318,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
     def prepare_latents(self, samples: int, generator: torch.Generator | None) -> torch.Tensor:
         shape = self.shape
         h, w = shape.plan_size
-        noise = torch.randn((samples, shape.frames, shape.channels, h, w), generator=generator)
+        noise = torch.randn((samples, shape.keyframes, shape.channels, h, w), generator=generator)
         return noise.to(self.unet.device) * self.scheduler.init_noise_sigma
 
     def denoise(self, latents: torch.Tensor, current: torch.Tensor, heat: torch.Tensor, prompt: dict,
@@ -416,11 +416,6 @@ class VideoPlannerPipeline(DiffusionPipeline):
 
 
 # --- files -------------------------------------------------------------------------------------------------
-def resolve_planner(reference: str) -> Path:
-    from vid2act.idm.model import resolve
-    return resolve(reference, default=DEFAULT_PLANNER)
-
-
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -432,21 +427,15 @@ def load_planner(reference: str, device: str = "cpu", sampler: str | None = None
     if precision not in PRECISIONS:
         raise UsageError(f"unknown --precision {precision!r}; choose {' or '.join(PRECISIONS)}")
 
-    from vid2act.files import check_action_space, load_json
-    folder = resolve_planner(reference)
+    from vid2act.files import check_action_space
+    folder = resolve(reference, "planner")
     if not (folder / "model_index.json").exists():
         hint = " (that is an IDM; give it to --idm)" if (folder / "config.json").exists() else ""
         raise Vid2ActError(f"{folder} has no model_index.json; is it a planner folder (from `vid2act train video`)?{hint}")
     planner_path = folder / PLANNER_FILE
     if not planner_path.exists():
         raise Vid2ActError(f"{folder} is incomplete: {PLANNER_FILE} is missing")
-    planner = load_json(planner_path, "planner settings")
-    found = planner.get("format")
-    if found in OLD_FORMATS:
-        raise Vid2ActError(f"{folder} is of format {found!r}, {OLD_FORMATS[found]}; this vid2act reads "
-                           f"{PLANNER_FORMAT!r}: train a new one with `vid2act train video`")
-    if found != PLANNER_FORMAT:
-        raise Vid2ActError(f"{planner_path} is of format {found!r}; this vid2act reads {PLANNER_FORMAT!r}")
+    planner = read_planner_settings(planner_path)
     check_action_space(planner.get("action_space", {}), planner_path)
     for part in ("unet/config.json", "scheduler/scheduler_config.json"):
         if not (folder / part).exists():
@@ -471,6 +460,23 @@ def load_planner(reference: str, device: str = "cpu", sampler: str | None = None
                                 sketcher=sketcher)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def read_planner_settings(path: Path) -> dict:
+    """planner.json, in today's format: a `vid2act.video/3` planner (the same model, whose `frames` was
+    renamed `keyframes` in /4) is read as /4; older ones are refused with what they are."""
+    from vid2act.files import load_json
+    planner = load_json(path, "planner settings")
+    found = planner.get("format")
+    if found in OLD_FORMATS:
+        raise Vid2ActError(f"{path.parent} is of format {found!r}, {OLD_FORMATS[found]}; this vid2act reads "
+                           f"{PLANNER_FORMAT!r}: train a new one with `vid2act train video`")
+    if found == "vid2act.video/3" and "frames" in planner:
+        planner = {**{k: v for k, v in planner.items() if k != "frames"}, "format": PLANNER_FORMAT,
+                   "keyframes": planner["frames"]}
+    elif found != PLANNER_FORMAT:
+        raise Vid2ActError(f"{path} is of format {found!r}; this vid2act reads {PLANNER_FORMAT!r}")
+    return planner
 
 
 def load_sketch(folder: Path) -> GroundingNet:

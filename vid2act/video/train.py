@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -22,12 +21,14 @@ import torch
 import torch.nn.functional as F
 
 from vid2act import __version__
+from vid2act.configs import VideoTrainConfig
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError
-from vid2act.files import output_dir, replace_path, write_bytes, write_json, write_video
-from vid2act.sim.world import ACTION_SPACE, Camera
-from vid2act.training import (CHECKPOINT, Curves, check_positive, held_out_split, learning_rate, make_accelerator,
-                              check_same_settings, cosine_step, shard, start_run)
+from vid2act.files import output_dir, replace_path, write_json, write_video
+from vid2act.sim.world import Camera
+from vid2act.spec import ACTION_SPACE
+from vid2act.training import (CHECKPOINT, Curves, FrameStore, config_json, cosine_step, held_out_split,
+                              learning_rate, load_checkpoint, make_accelerator, save_checkpoint, shard, start_run)
 from vid2act.video import sketch, text
 from vid2act.video.grounding import (GROUNDING_TYPE, GroundingNet, GroundingShape, cell_index, demo_pixels,
                                      demo_points, heatmaps, load_grounding, locate, save_grounding)
@@ -36,83 +37,14 @@ from vid2act.video.pipeline import (GROUNDING_FOLDER, HEATMAP_SIGMA, PLANNER_FOR
                                     to_model)
 
 
-@dataclass(frozen=True)
-class VideoTrainConfig:
-    data: str
-    out: str
-    modalities: str = "rgbd"
-    stride: int = 4  # dataset frames between keyframes
-    frames: int = 4  # keyframes per chunk
-    horizon: int = 0  # keyframes of an open-loop plan; 0: enough to cover the dataset's longest episode
-    widths: tuple[int, ...] = (32, 64, 128)
-    attention_levels: int = 2  # the coarsest levels cross-attend to the prompt's tokens
-    scale: int = 2  # chunks drawn at half the scenes' resolution, their change upsampled (see pipeline.py)
-    steps: int = 2500
-    batch_size: int = 32
-    lr: float = 3e-4
-    warmup: int = 200
-    weight_decay: float = 0.0
-    text_dropout: float = 0.1  # share of clips trained without their prompt, for classifier-free guidance
-    start_at_beginning: float = 0.1  # share of clips that start at an episode's first frame; the rest anywhere
-    context_noise: float = 0.05  # the current frame gets Gaussian noise of std up to this: open loop feeds drawn frames back
-    snr_cap: float = 5.0  # the error of the clean change weighs min(SNR, cap) + 1 (see the loss below)
-    noise_bias: float = 1.5  # timesteps drawn as T(1 - u^bias), u uniform: 1 uniform, more toward high noise
-    ema_decay: float = 0.999
-    val_fraction: float = 0.05
-    val_clips: int = 16
-    eval_every: int = 500
-    checkpoint_every: int = 250
-    sample_steps: int = 4
-    sample_guidance: float = 1.0
-    grounding_steps: int = 600
-    grounding_batch_size: int = 32
-    grounding_lr: float = 1e-3
-    grounding_width: int = 32
-    sketch_steps: int = 1500
-    sketch_batch_size: int = 32
-    sketch_lr: float = 1e-3
-    sketch_width: int = 48
-    seed: int = 0
-    device: str = "cpu"
-    mixed_precision: str = "no"  # "bf16": autocast with fp32 master weights (CPUs with AVX512-BF16 or AMX, GPUs)
-    init_from: str = ""  # a planner (folder or shipped name) whose weights start the run, to fine-tune or continue
-    report_to: str = "none"  # "tensorboard": the curves also as event files in RUN/logs/
-
-    def check(self) -> None:
-        for name in ("context_noise", "text_dropout", "noise_bias"):
-            if not math.isfinite(getattr(self, name)):
-                raise UsageError(f"--{name.replace('_', '-')} must be a finite number (got {getattr(self, name)})")
-        check_positive(self, ("steps", "batch_size", "lr", "grounding_lr", "grounding_steps", "grounding_batch_size",
-                              "sketch_steps", "sketch_batch_size", "sketch_lr", "eval_every", "checkpoint_every",
-                              "snr_cap"))
-        if self.stride < 1 or self.frames < 1 or self.horizon < 0:
-            raise UsageError("--stride and --frames must be at least 1 and --horizon at least 0 (0: cover the "
-                             "longest episode)")
-        if not 0 < self.val_fraction < 1:
-            raise UsageError("the validation fraction must lie between 0 and 1")
-        if len(self.widths) < 2 or any(w < 16 or w % 16 for w in self.widths):
-            raise UsageError(f"--widths {','.join(map(str, self.widths))}: give two or more levels, each a "
-                             f"multiple of 16 (the UNet normalizes channels in 16 groups)")
-        if not 1 <= self.attention_levels <= len(self.widths):
-            raise UsageError(f"--attention-levels must lie between 1 and the number of --widths ({len(self.widths)})")
-        if self.noise_bias < 1:
-            raise UsageError(f"--noise-bias must be at least 1 (1: timesteps drawn uniformly; got {self.noise_bias})")
-        if not 0 <= self.context_noise <= 1 or not 0 <= self.text_dropout < 1:
-            raise UsageError("--context-noise must lie in [0, 1] and the text dropout in [0, 1)")
-        for name in ("grounding_width", "sketch_width"):
-            if getattr(self, name) < 8 or getattr(self, name) % 8:
-                raise UsageError(f"--{name.replace('_', '-')} must be a multiple of 8 (got {getattr(self, name)})")
-
-
 class ClipData:
     """Every frame of some episodes in memory (rgb uint8, depth float16) at 1/`scale`, their prompts'
     embeddings, each episode's two demonstrated places (grid coordinates, and world metres to score), and
     each frame's sketch marks and gripper (`sketch.py`) with its commanded grasp point."""
 
     def __init__(self, dataset: Dataset, episodes: list[int], modalities: str, scale: int, grid: tuple[int, int]):
-        rgb, depth, starts, lengths, prompts, pixels, points, tasks = [], [], [], [], [], [], [], []
+        rgb, depth, prompts, pixels, points, tasks = [], [], [], [], [], []
         marks, closed, grasp = [], [], []
-        offset = 0
         for i in episodes:
             episode = dataset.episode(i, ("rgb", "depth", "instruction", "task", "scene", "ee_target", "actions"))
             scene = json.loads(episode["scene"])
@@ -128,21 +60,17 @@ class ClipData:
             rgb.append(small_rgb)
             if small_depth is not None:
                 depth.append(small_depth)
-            starts.append(offset)
-            lengths.append(len(episode["rgb"]))
             prompts.append(str(episode["instruction"]))
             tasks.append(str(episode["task"]))
             pixels.append(demo_pixels(episode, grid))
             points.append(demo_points(episode["ee_target"], episode["actions"][:, 3]))
-            offset += len(episode["rgb"])
         self.camera = camera
         self.marks = torch.from_numpy(np.concatenate(marks))  # [F, 2, 2]
         self.closed = torch.from_numpy(np.concatenate(closed))  # [F]
         self.grasp = np.concatenate(grasp)  # [F, 3] metres
         self.image_size = tuple(dataset.info["image_size"])
-        self.rgb = torch.cat(rgb)
-        self.depth = torch.cat(depth) if depth else None
-        self.starts, self.lengths = torch.tensor(starts), torch.tensor(lengths)
+        self.store = FrameStore(rgb, depth)
+        self.lengths = self.store.lengths
         self.prompts, self.tasks = prompts, tasks
         self.pixels = torch.tensor(np.stack(pixels), dtype=torch.float32)  # [N, 2, 2]
         self.points = np.stack(points)  # [N, 2, 3]
@@ -156,13 +84,11 @@ class ClipData:
 
     def windows(self, episodes: torch.Tensor, first: torch.Tensor, count: int, stride: int) -> torch.Tensor:
         """Global frame indices [B, count]: each clip's first frame, then every `stride`-th, held at the end."""
-        offsets = first[:, None] + stride * torch.arange(count)[None, :]
-        offsets = torch.minimum(offsets, self.lengths[episodes][:, None] - 1)
-        return self.starts[episodes][:, None] + offsets
+        return self.store.rows(episodes, first, stride * torch.arange(count))
 
     def frames(self, index: torch.Tensor, depth_mean: float, depth_std: float) -> torch.Tensor:
-        depth = self.depth[index] if self.depth is not None else None
-        return to_model(self.rgb[index], depth, depth_mean, depth_std)
+        depth = self.store.depth[index] if self.store.depth is not None else None
+        return to_model(self.store.rgb[index], depth, depth_mean, depth_std)
 
     def prompt(self, episodes: torch.Tensor, device) -> dict[str, torch.Tensor]:
         rows = self.prompt_row[episodes]
@@ -181,7 +107,7 @@ def grounding_errors(net: GroundingNet, data: ClipData, depth_mean: float, depth
     """Per family and point: mean and median error in grid cells and in cm on the table (the predicted cell's
     ray met with the plane at the demonstrated point's height), and the share within 1.5 cells."""
     count = len(data) if episodes is None else min(episodes, len(data))
-    index = data.starts[:count]
+    index = data.store.starts[:count]
     found = []
     with torch.no_grad():
         for k in range(0, count, 256):
@@ -270,10 +196,10 @@ def sketch_errors(net: GroundingNet, data: ClipData, shape: PlannerShape, depth_
             for k in range(0, count, 256):
                 rows = torch.arange(k, min(count, k + 256))
                 first = (data.lengths[rows].float() * part).long()
-                frame, heat, prompt, index = sketch_inputs(data, rows, first, shape.frames, shape.stride,
+                frame, heat, prompt, index = sketch_inputs(data, rows, first, shape.keyframes, shape.stride,
                                                            depth_mean, depth_std)
                 logits, flags = net(frame, prompt["tokens"], prompt["mask"], heat)
-                marks, closed = sketch.read(logits, flags, shape.frames)
+                marks, closed = sketch.read(logits, flags, shape.keyframes)
                 truth = data.marks[index[:, 1:]]
                 cells.append(torch.linalg.norm(marks[:, :, 0] - truth[:, :, 0], dim=-1).numpy())
                 world = sketch.to_world(marks.numpy(), data.camera, data.image_size, shape.plan_size)
@@ -297,7 +223,7 @@ def train_sketch(config: VideoTrainConfig, data: ClipData, val_data: ClipData, s
     """The sketch net: cross-entropy on the grid cell of each keyframe's two marks, and the gripper's, from
     clips that start anywhere in the training episodes (with the UNet's context noise)."""
     torch.manual_seed(config.seed)
-    k = shape.frames
+    k = shape.keyframes
     net = GroundingNet(GroundingShape(shape.plan_size, shape.channels, config.sketch_width, heat_inputs=2,
                                       maps=2 * k, flags=k))
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.sketch_lr)
@@ -326,46 +252,11 @@ def train_sketch(config: VideoTrainConfig, data: ClipData, val_data: ClipData, s
     return net, metrics
 
 
-# --- checkpoints: model, EMA and optimizer state as safetensors, the rest as JSON -------------------------
-def save_checkpoint(run: Path, step: int, model, ema: dict, optimizer, config: VideoTrainConfig,
-                    history: list[dict], seconds: float) -> None:
-    from safetensors.torch import save
-    state = optimizer.state_dict()
-    tensors = {f"{param}.{name}": value.contiguous() for param, values in state["state"].items()
-               for name, value in values.items()}
-    with output_dir(run / CHECKPOINT, force=True) as tmp:
-        write_bytes(tmp / "model.safetensors",
-                    save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
-        write_bytes(tmp / "ema.safetensors", save({k: v.cpu().contiguous() for k, v in ema.items()}))
-        write_bytes(tmp / "optimizer.safetensors", save(tensors))
-        write_json(tmp / "state.json", {"step": step, "config": _config_json(config), "history": history,
-                                        "train_seconds": seconds, "param_groups": state["param_groups"]})
-
-
-def _config_json(config: VideoTrainConfig) -> dict:
-    return json.loads(json.dumps(asdict(config)))  # tuples as lists, as they come back from disk
-
-
-def load_checkpoint(run: Path, model, ema: dict, optimizer, config: VideoTrainConfig):
-    from safetensors.torch import load_file
-    folder = run / CHECKPOINT
-    state = json.loads((folder / "state.json").read_text())
-    check_same_settings(run, state["config"], _config_json(config))
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
-    ema.update(load_file(str(folder / "ema.safetensors")))
-    per_param: dict[int, dict] = {}
-    for key, value in load_file(str(folder / "optimizer.safetensors")).items():
-        param, name = key.split(".", 1)
-        per_param.setdefault(int(param), {})[name] = value
-    optimizer.load_state_dict({"state": per_param, "param_groups": state["param_groups"]})
-    return state["step"], state["history"], state["train_seconds"]
-
-
 def init_source(config: VideoTrainConfig, shape: PlannerShape) -> VideoPlannerPipeline:
     """The planner `--init-from` names, checked to draw chunks of this run's shape with the same UNet."""
     from vid2act.video.pipeline import load_planner
     source = load_planner(config.init_from)
-    mine = {"frames": shape.frames, "stride": shape.stride, "modalities": shape.modalities, "scale": shape.scale,
+    mine = {"keyframes": shape.keyframes, "stride": shape.stride, "modalities": shape.modalities, "scale": shape.scale,
             "image_size": list(shape.image_size)}
     differs = {k: (source.planner.get(k), v) for k, v in mine.items() if source.planner.get(k) != v}
     if differs:
@@ -381,10 +272,10 @@ def init_source(config: VideoTrainConfig, shape: PlannerShape) -> VideoPlannerPi
 def initialize_from(model, planner: dict, source: VideoPlannerPipeline, reference: str) -> None:
     """Start from `source`'s UNet weights; records the source and its training time (its own sources'
     included) in `planner`."""
-    from vid2act.video.pipeline import resolve_planner
+    from vid2act.shipped import resolve
     model.load_state_dict(source.unet.state_dict())
     earlier = source.planner.get("initialized_from", {}).get("train_seconds", 0.0)
-    planner["initialized_from"] = {"model": str(resolve_planner(reference).resolve()),
+    planner["initialized_from"] = {"model": str(resolve(reference, "planner").resolve()),
                                    "train_seconds": source.planner.get("train_seconds", 0.0) + earlier}
 
 
@@ -405,9 +296,9 @@ def validate(pipe: VideoPlannerPipeline, data: ClipData, config: VideoTrainConfi
         points = None
         for where in ("first", "middle"):
             first = 0 if where == "first" else int(data.lengths[k]) // 2
-            index = data.windows(torch.tensor([k]), torch.tensor([first]), shape.frames + 1, shape.stride)[0]
-            truth = data.rgb[index].numpy()
-            depth = data.depth[index[0]].float().numpy() if data.depth is not None else None
+            index = data.windows(torch.tensor([k]), torch.tensor([first]), shape.keyframes + 1, shape.stride)[0]
+            truth = data.store.rgb[index].numpy()
+            depth = data.store.depth[index[0]].float().numpy() if data.store.depth is not None else None
             if points is None:
                 points = pipe.ground(truth[0], depth, data.prompts[k])
             plan = pipe(truth[0], data.prompts[k], depth=depth, num_inference_steps=config.sample_steps,
@@ -431,7 +322,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     accelerator = make_accelerator(config.device, config.mixed_precision, config.report_to, run)
     dataset = Dataset(config.data)  # before the run folder exists: a bad dataset leaves nothing behind
     image_size = tuple(dataset.info["image_size"])
-    early = PlannerShape(config.frames, config.stride, config.modalities, image_size, config.scale, 1)
+    early = PlannerShape(config.keyframes, config.stride, config.modalities, image_size, config.scale, 1)
     early.check()
     early.check_levels(len(config.widths))
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
@@ -444,13 +335,10 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     val_data = ClipData(dataset, val_episodes, config.modalities, 1, early.plan_size)  # chunks are scored as drawn
     longest = int(data.lengths.max())
     horizon = config.horizon or math.ceil((longest - 1) / config.stride)
-    shape = PlannerShape(config.frames, config.stride, config.modalities, image_size, config.scale, horizon)
-    if data.depth is not None:
-        sample = data.depth[:: max(1, len(data.depth) // 2000)].float()
-        depth_mean, depth_std = float(sample.mean()), float(sample.std())
-    else:
-        depth_mean, depth_std = 0.0, 1.0  # an RGB planner reads no depth
-    planner = {"format": PLANNER_FORMAT, "frames": config.frames, "stride": config.stride, "horizon": horizon,
+    shape = PlannerShape(config.keyframes, config.stride, config.modalities, image_size, config.scale, horizon)
+    depth = data.store.depth_normalization()
+    depth_mean, depth_std = depth["mean"], depth["std"]
+    planner = {"format": PLANNER_FORMAT, "keyframes": config.keyframes, "stride": config.stride, "horizon": horizon,
                "frame_interval": config.stride * dataset.info["frame_interval"],
                "fps": dataset.info["fps"] / config.stride, "modalities": config.modalities, "scale": config.scale,
                "image_size": list(image_size), "depth_mean": depth_mean, "depth_std": depth_std,
@@ -460,7 +348,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
                            "split": dataset.info["config"]["split"], "train_episodes": len(train_episodes),
                            "validation_episodes": len(val_episodes), "longest_episode": longest}}
     on_message(f"{len(train_episodes)} training episodes, {len(val_episodes)} for validation; chunks of "
-               f"{config.frames} keyframes every {config.stride} frames, open-loop plans of {horizon}")
+               f"{config.keyframes} keyframes every {config.stride} frames, open-loop plans of {horizon}")
 
     # Stages 1 and 2, the grounding and the sketch: small nets trained once, each kept in its folder of RUN
     # (a resumed run reads them back).
@@ -493,12 +381,12 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     alphas = noise_schedule.alphas_cumprod.to(accelerator.device)
     start, history, seconds_before = 0, [], 0.0
     if resume and (run / CHECKPOINT).exists():
-        start, history, seconds_before = load_checkpoint(run, model, ema, optimizer, config)
+        start, history, seconds_before = load_checkpoint(run, model, optimizer, config, ema)
     if start:
         on_message(f"resuming {run} at step {start}")
     model, optimizer = accelerator.prepare(model, optimizer)
     parameters = accelerator.unwrap_model(model).state_dict(keep_vars=True)
-    curves = Curves(run, accelerator, start, config.report_to, _config_json(config))
+    curves = Curves(run, accelerator, start, config.report_to, config_json(config))
 
     def snapshot(step: int, seconds: float) -> VideoPlannerPipeline:
         """A pipeline with the EMA weights, for sampling; its training time goes with it, so that a run started
@@ -506,7 +394,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         unet = make_unet(shape, config.widths, config.attention_levels)
         unet.load_state_dict(ema)
         info = {**planner, "train_seconds": seconds + grounding_metrics["train_seconds"] + sketch_metrics["train_seconds"],
-                "training": {**_config_json(config), "step": step,
+                "training": {**config_json(config), "step": step,
                              "processes": accelerator.num_processes, "vid2act_version": __version__}}
         pipe = VideoPlannerPipeline(unet=unet.eval(), scheduler=make_scheduler("ddim"), planner=info,
                                     grounding=grounding, sketcher=sketcher)
@@ -522,7 +410,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         episodes = torch.from_numpy(rng.integers(0, len(data), b))
         lengths = data.lengths[episodes].numpy()
         first = np.where(rng.random(b) < config.start_at_beginning, 0, (rng.random(b) * lengths).astype(np.int64))
-        index = data.windows(episodes, torch.from_numpy(first), shape.frames + 1, shape.stride)
+        index = data.windows(episodes, torch.from_numpy(first), shape.keyframes + 1, shape.stride)
         video = data.frames(index, depth_mean, depth_std).to(accelerator.device)
         prompt = data.prompt(episodes, accelerator.device)
         drop = torch.from_numpy(rng.random(b) < config.text_dropout).to(accelerator.device)
@@ -533,7 +421,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         jitter = torch.from_numpy(rng.normal(0, 0.3, (b, 2, 2))).float()
         heat = heatmaps(data.pixels[episodes] + jitter, (h, w), HEATMAP_SIGMA)
         # The keyframes' sketch from the demonstration, off by about the sketch net's own error.
-        marks = data.marks[index[:, 1:]] + torch.from_numpy(rng.normal(0, 0.4, (b, shape.frames, 2, 2))).float()
+        marks = data.marks[index[:, 1:]] + torch.from_numpy(rng.normal(0, 0.4, (b, shape.keyframes, 2, 2))).float()
         heat = torch.cat([heat, sketch.conditions(marks, data.closed[index[:, 1:]], (h, w))], dim=1)
         heat = heat.to(accelerator.device)
         current, change = video[:, 0], video[:, 1:] - video[:, :1]
@@ -576,8 +464,8 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
                 save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler, grounding, sketcher, half=True)
             on_message(f"step {done}: validation PSNR {metrics['psnr']:.2f} dB ({seconds / 60:.1f} min)")
         if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
-            save_checkpoint(run, done, accelerator.unwrap_model(model), ema, optimizer, config, history,
-                            seconds_before + time.perf_counter() - started)
+            save_checkpoint(run, done, accelerator.unwrap_model(model), optimizer, config, history,
+                            seconds_before + time.perf_counter() - started, ema)
         accelerator.wait_for_everyone()
 
     curves.finish()

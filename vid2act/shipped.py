@@ -1,0 +1,33 @@
+"""Finding a model by the name a user gives: a folder, the name of a model shipped under models/, or
+`default`, which names each kind's shipped model. The one place every loader (IDM, planner, BC) resolves."""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from vid2act.errors import Vid2ActError
+
+DEFAULTS = {"idm": "idm-rgbd", "planner": "planner-rgbd", "bc": "bc-rgbd"}  # what `default` names, per kind
+
+
+def resolve(reference: str, kind: str) -> Path:
+    """A path, or the name of a shipped model under models/ ('default' for the shipped model of `kind`)."""
+    path = Path(reference)
+    if path.exists():
+        return path
+    name = DEFAULTS[kind] if reference == "default" else reference
+    shipped = root() / name
+    if "/" not in name and shipped.exists():
+        return shipped
+    raise Vid2ActError(f"no model at {reference!r} (neither a folder nor a shipped model name; shipped: "
+                       f"{', '.join(names()) or 'none'})")
+
+
+def root() -> Path:
+    return Path(str(resources.files("vid2act.models")))
+
+
+def names() -> list[str]:
+    """The shipped models' names."""
+    return sorted(p.name for p in root().iterdir()
+                  if (p / "config.json").exists() or (p / "model_index.json").exists())
