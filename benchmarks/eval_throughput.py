@@ -8,7 +8,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from vid2act.eval import EvalConfig, evaluate
+from vid2act.configs import EvalConfig
+from vid2act.eval import evaluate
 
 
 def main() -> None:
@@ -26,7 +27,7 @@ def main() -> None:
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):
-            config = EvalConfig(str(Path(tmp) / f"w{workers}"), "plan", args.planner, episodes=args.episodes,
+            config = EvalConfig(out=str(Path(tmp) / f"w{workers}"), planner=args.planner, episodes=args.episodes,
                                 replan_every=args.replan_every, workers=workers, precision=args.precision)
             info = evaluate(config)
             overall = info["aggregates"]["all/test"]

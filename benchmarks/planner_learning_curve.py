@@ -10,7 +10,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from vid2act.eval import EvalConfig, evaluate
+from vid2act.configs import EvalConfig
+from vid2act.eval import evaluate
 
 
 def main() -> None:

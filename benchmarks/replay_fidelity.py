@@ -51,7 +51,7 @@ def main() -> None:
         replay(args.data)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        collect(CollectConfig(tuple(TASKS), args.episodes), Path(tmp) / "data", workers=args.workers)
+        collect(CollectConfig(tasks=tuple(TASKS), episodes=args.episodes), Path(tmp) / "data", workers=args.workers)
         replay(Path(tmp) / "data")
 
 

@@ -95,7 +95,7 @@ def main() -> None:
         print(f"\n## collect ({args.episodes} episodes, all families)")
         results = {}
         for workers in (1, 2):
-            config = CollectConfig(tuple(TASKS), args.episodes)
+            config = CollectConfig(tasks=tuple(TASKS), episodes=args.episodes)
             started = time.perf_counter()
             info = collect(config, Path(tmp) / f"data{workers}", workers=workers)
             elapsed = time.perf_counter() - started

@@ -34,7 +34,8 @@ def collect(
     names = [name.strip() for item in tasks for name in item.split(",") if name.strip()]
     if names == ["all"]:
         names = list(TASKS)
-    config = CollectConfig(tuple(names), episodes, split, seed, parse_image_size(image_size), previews)
+    config = CollectConfig(tasks=tuple(names), episodes=episodes, split=split, seed=seed,
+                           image_size=parse_image_size(image_size), previews=previews)
     columns = (TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with LazyProgress(*columns, total=episodes, rate="") as progress:

@@ -17,9 +17,10 @@ def demo(
 ) -> None:
     """The whole pipeline with the shipped models, offline: for one test scene per task family, draw a plan,
     read actions off it, execute them (replanning from the real frame), and report. Prints the report path."""
-    from vid2act.eval import EvalConfig, evaluate
+    from vid2act.configs import EvalConfig
+    from vid2act.eval import evaluate
 
-    config = EvalConfig(str(out), "plan", "default", "default", episodes=episodes, replan_every=replan_every)
+    config = EvalConfig(out=str(out), episodes=episodes, replan_every=replan_every)
     config.check()
 
     def on_episode(record: dict, done: int, total: int) -> None:

@@ -202,7 +202,7 @@ CASES = [
     Case("execute-action-nan", lambda p: ["execute", p["ws"] / "a.json", "--scene", p["scene"], "--out",
                                           p["ws"] / "r"], 1, "must be finite",
          actions_file(raw=json.dumps({"format": "vid2act.actions/1"})[:-1] + ', "actions": [[NaN, 0, 0, 0]], '
-                      '"action_space": ' + json.dumps(__import__("vid2act.sim.world", fromlist=["x"]).ACTION_SPACE)
+                      '"action_space": ' + json.dumps(__import__("vid2act.spec", fromlist=["x"]).ACTION_SPACE)
                       + "}")),
     Case("execute-action-too-short", lambda p: ["execute", p["ws"] / "a.json", "--scene", p["scene"], "--out",
                                                 p["ws"] / "r"], 1, "has 3 values",

@@ -254,3 +254,17 @@ def test_complementary_filter_follows_moves_and_does_not_drift():
     fused = complementary_filter(truth, biased_moves, 0.5)
     assert np.abs(fused - truth).max() < 0.0011
     assert np.allclose(complementary_filter(truth, np.diff(truth, axis=0, append=truth[-1:]), 0.5), truth)
+
+
+def test_windows_are_held_at_the_episode_ends():
+    """The one clamp every trainer and the IDM's reader use: numpy and torch alike, per episode."""
+    import torch
+
+    from vid2act.data.dataset import window
+    from vid2act.training import FrameStore
+    assert window(np.arange(4)[:, None], np.array([[-1, 0, 1]]), 4).tolist() == [[0, 0, 1], [0, 1, 2], [1, 2, 3],
+                                                                                  [2, 3, 3]]
+    store = FrameStore([np.zeros((3, 2, 2, 3), np.uint8), np.ones((5, 2, 2, 3), np.uint8)], None)
+    rows = store.rows(torch.tensor([0, 1, 1]), torch.tensor([2, 0, 3]), 2 * torch.arange(3))
+    assert rows.tolist() == [[2, 2, 2], [3, 5, 7], [6, 7, 7]]  # episode 1 starts at row 3, ends at row 7
+    assert store.depth_normalization() == {"mean": 0.0, "std": 1.0}

@@ -221,6 +221,18 @@ def test_broken_planners_are_refused(planner, scene, tmp_path, damage, fragment)
     assert not (tmp_path / "plan").exists()
 
 
+def test_a_version_3_planner_reads_as_today(planner, tmp_path):
+    """vid2act.video/3 differs only in the name of one setting (`frames`, now `keyframes`): it still loads."""
+    from vid2act.video.pipeline import PLANNER_FORMAT, load_planner
+    old = tmp_path / "old"
+    shutil.copytree(planner, old, ignore=shutil.ignore_patterns("checkpoint", "snapshots", "samples"))
+    settings = json.loads((old / "planner.json").read_text())
+    settings["format"], settings["frames"] = "vid2act.video/3", settings.pop("keyframes")
+    (old / "planner.json").write_text(json.dumps(settings))
+    pipe = load_planner(str(old))
+    assert pipe.planner["format"] == PLANNER_FORMAT and pipe.shape.keyframes == settings["frames"]
+
+
 def test_existing_plan_needs_force(planner, scene, tmp_path):
     (tmp_path / "plan").mkdir()
     (tmp_path / "plan" / "keep").write_text("x")
@@ -303,7 +315,7 @@ def test_init_from_continues_a_planner_in_mixed_precision(planner, data, tmp_pat
 @pytest.mark.parametrize("args, fragment", [
     (["--widths", "16,16,32"], "other --widths"),
     (["--widths", "16,16,24"], "each a multiple of 16"),
-    (["--frames", "5"], "its plans differ"),
+    (["--keyframes", "5"], "its plans differ"),
     (["--mixed-precision", "fp16"], "needs a GPU"),
     (["--attention-levels", "4"], "--attention-levels must lie"),
     (["--widths", "16,16,16,16,16"], "multiples of 16; give fewer levels"),

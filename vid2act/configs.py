@@ -16,7 +16,7 @@ REPORT_TO_HELP = ("none, or tensorboard: the curves also as event files in RUN/l
                   "either way).")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FrameNetConfig:
     """What the two small frame-reading nets (the IDM and the BC baseline) are trained with alike."""
     data: str = option(help="Dataset folder (from `vid2act collect`).", short="-d")
@@ -43,7 +43,7 @@ class FrameNetConfig:
             raise UsageError("the validation fraction must lie between 0 and 1")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IDMTrainConfig(FrameNetConfig):
     head: str = option("pose", "pose (per-frame grasp point, differenced), delta (UniPi: a frame pair to its "
                                "action) or fused (both, filtered).")
@@ -64,7 +64,7 @@ class IDMTrainConfig(FrameNetConfig):
             raise UsageError(f"--context must be 0 or more (got {self.context})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VideoTrainConfig:
     data: str = option(help="Dataset folder (from `vid2act collect`).", short="-d")
     out: str = option(help="Run folder: grounding, sketch, checkpoints, samples, snapshots, the planner.", short="-o")
@@ -143,14 +143,14 @@ class VideoTrainConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be a multiple of 8 (got {getattr(self, name)})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BCTrainConfig(FrameNetConfig):
     hidden: int = option(256, "Features of the image and the instruction before the action head.", advanced=True)
     grounding: str = option("", "A planner (folder or shipped name, e.g. default) whose grounding heatmaps BC "
                                 "reads beside the frame, as the planner does.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvalConfig:
     out: str = option(help="Eval folder: eval_info.json, report.md, report.html, episodes/.", short="-o")
     policy: str = option("plan", "plan (planner + IDM), sketch (the planner's sketch executed without drawing: the "

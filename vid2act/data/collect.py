@@ -25,7 +25,7 @@ from vid2act.spec import ACTION_SPACE, FPS, FRAME_INTERVAL, TIMESTEP, image_size
 ATTEMPTS = 4  # seeds reserved per episode, for the rare scene the oracle fails
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CollectConfig:
     tasks: tuple[str, ...]
     episodes: int
