@@ -18,7 +18,7 @@ import json
 import numpy as np
 import torch
 
-from vid2act.data.dataset import Dataset
+from vid2act.data.dataset import Dataset, window
 from vid2act.idm.model import keyframe_poses, load_idm
 from vid2act.sim.world import Camera
 from vid2act.video.pipeline import load_planner
@@ -37,7 +37,7 @@ def readability(pipe, idm, dataset: Dataset, episodes: range, steps: int) -> dic
         prompt, length = str(e["instruction"]), len(e["rgb"])
         points = pipe.ground(e["rgb"][0], depth[0], prompt)
         for start in (0, length // 3):
-            index = np.minimum(start + stride * np.arange(frames + 1), length - 1)
+            index = window(start, stride * np.arange(frames + 1), length)
             plan = pipe(e["rgb"][start], prompt, depth=depth[start], num_inference_steps=steps,
                         generator=torch.Generator().manual_seed(i), points=points)
             read, read_grip = keyframe_poses(idm, plan.rgb[0], plan.depth[0] if plan.depth is not None else None)

@@ -268,3 +268,18 @@ def test_windows_are_held_at_the_episode_ends():
     rows = store.rows(torch.tensor([0, 1, 1]), torch.tensor([2, 0, 3]), 2 * torch.arange(3))
     assert rows.tolist() == [[2, 2, 2], [3, 5, 7], [6, 7, 7]]  # episode 1 starts at row 3, ends at row 7
     assert store.depth_normalization() == {"mean": 0.0, "std": 1.0}
+
+
+def test_leftovers_of_a_killed_checkpoint_write_are_recovered(tmp_path):
+    """kill -9 between the two renames of a checkpoint replacement leaves only the set-aside old one: it is
+    put back; a half-staged new one is deleted; a set-aside old one whose replacement landed is deleted."""
+    from vid2act.files import recover_leftovers
+    (tmp_path / ".checkpoint.ab12cd34.tmp.old").mkdir()
+    (tmp_path / ".checkpoint.ab12cd34.tmp.old" / "state.json").write_text("{}")
+    (tmp_path / ".checkpoint.zz99yy88.tmp").mkdir()
+    (tmp_path / "curves.json").write_text("{}")
+    (tmp_path / ".curves.json.qq11ww22.tmp.old").write_text("old")
+    assert len(recover_leftovers(tmp_path)) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "curves.json"]
+    assert (tmp_path / "checkpoint" / "state.json").read_text() == "{}"
+    assert (tmp_path / "curves.json").read_text() == "{}"

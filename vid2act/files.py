@@ -199,6 +199,29 @@ def replace_path(new: Path, path: Path) -> None:
     os.replace(new, path)
 
 
+def recover_leftovers(folder: Path) -> list[str]:
+    """What a writer killed mid-way left in `folder` (which the caller has locked, so no writer is alive):
+    an output being staged (`.NAME.xxxxxxxx.tmp`) is deleted; an old output set aside while its
+    replacement took its name (`.NAME.xxxxxxxx.tmp.old`) is put back if NAME is missing (killed between
+    the two renames), else deleted. Returns the names it dealt with."""
+    import re
+    staged = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp(?P<old>\.old)?$")
+    dealt = []
+    for entry in sorted(Path(folder).iterdir()):
+        match = staged.match(entry.name)
+        if match is None:
+            continue
+        target = entry.with_name(match["name"])
+        if match["old"] and not (target.exists() or target.is_symlink()):
+            os.replace(entry, target)
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        dealt.append(entry.name)
+    return dealt
+
+
 # --- reading helpers ---------------------------------------------------------------------------------
 def load_json(path: Path, what: str) -> dict:
     try:

@@ -11,7 +11,8 @@ import torch
 
 from vid2act.data.dataset import window
 from vid2act.errors import UsageError, Vid2ActError
-from vid2act.files import LOCK_FILE, clear_folder, lock_folder, output_dir, write_bytes, write_json
+from vid2act.files import (LOCK_FILE, clear_folder, lock_folder, output_dir, recover_leftovers, write_bytes,
+                           write_json)
 
 CHECKPOINT = "checkpoint"
 
@@ -66,6 +67,7 @@ def start_run(accelerator, run: Path, resume: bool, force: bool, on_message: Cal
         lock = lock_folder(run, "train")
         if force and not resume:
             clear_folder(run)
+        recover_leftovers(run)  # a run killed while it wrote a checkpoint or its model
         if resume and not (run / CHECKPOINT).exists():
             on_message(f"no checkpoint in {run} yet: starting from step 0")
     accelerator.wait_for_everyone()
