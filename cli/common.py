@@ -154,6 +154,8 @@ def options_from(config_class):
 
     hints = typing.get_type_hints(config_class)
     fields = dataclasses.fields(config_class)
+    items = {f.name: typing.get_args(hints[f.name])[0] for f in fields  # tuple fields: their items' type
+             if typing.get_origin(hints[f.name]) is tuple}
 
     def decorate(command):
         own_hints = typing.get_type_hints(command)
@@ -161,23 +163,19 @@ def options_from(config_class):
                for p in inspect.signature(command).parameters.values() if p.name != "config"]
         options = []
         for f in fields:
-            kind = hints[f.name]
-            listed = typing.get_origin(kind) is tuple
-            default = cli_default(f)
             flags = [flag_of(f)] + ([f.metadata["short"]] if f.metadata.get("short") else [])
             panel = ADVANCED if f.metadata.get("advanced") else None
             options.append(inspect.Parameter(
-                f.name, inspect.Parameter.KEYWORD_ONLY, annotation=str if listed else kind,
-                default=typer.Option(default, *flags, help=f.metadata.get("help") or None, rich_help_panel=panel)))
+                f.name, inspect.Parameter.KEYWORD_ONLY, annotation=str if f.name in items else hints[f.name],
+                default=typer.Option(cli_default(f), *flags, help=f.metadata.get("help") or None,
+                                     rich_help_panel=panel)))
 
         @functools.wraps(command)
         def wrapper(**kwargs):
-            values = {}
+            values = {f.name: kwargs.pop(f.name) for f in fields}
             for f in fields:
-                value = kwargs.pop(f.name)
-                if typing.get_origin(hints[f.name]) is tuple:
-                    value = parse_list(value, f, typing.get_args(hints[f.name])[0])
-                values[f.name] = value
+                if f.name in items:
+                    values[f.name] = parse_list(values[f.name], f, items[f.name])
             return command(config_class(**values), **kwargs)
 
         del wrapper.__wrapped__

@@ -12,6 +12,7 @@ from vid2act.errors import MAX_WORKERS, UsageError, check_positive, check_range
 from vid2act.options import option
 from vid2act.spec import TASK_FAMILIES
 
+POLICIES = ("plan", "sketch", "gt-video", "oracle", "bc", "random")  # `vid2act.policies.make_policy` builds each
 REPORT_TO_HELP = ("none, or tensorboard: the curves also as event files in RUN/logs/ (curves.png is written "
                   "either way).")
 
@@ -174,7 +175,6 @@ class EvalConfig:
                                     "AVX512-BF16; on 2 CPU cores it gained little: docs/results.md).")
 
     def check(self) -> None:
-        from vid2act.eval import POLICIES
         from vid2act.sim.tasks import seed_range
         if self.policy not in POLICIES:
             raise UsageError(f"unknown policy {self.policy!r}; choose {', '.join(POLICIES)}")

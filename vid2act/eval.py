@@ -24,7 +24,6 @@ from vid2act.files import (actions_document, output_dir, write_gif, write_json, 
 from vid2act.report import GIF_NAME, write_reports
 from vid2act.sim.tasks import seed_range
 
-POLICIES = ("plan", "sketch", "gt-video", "oracle", "bc", "random")
 EVAL_FORMAT = "vid2act.eval/2"  # /1 named the planner `video` in its config
 VIDEO_EPISODES = 1  # per family: episodes whose plan-vs-reality video goes into the report
 

@@ -116,7 +116,8 @@ class FrameStore:
 
     def rows(self, episodes: torch.Tensor, first: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """Rows [B, K] of frames `first + offsets` of `episodes` [B], held at each episode's ends."""
-        return self.starts[episodes][:, None] + window(first[:, None], offsets[None, :], self.lengths[episodes][:, None])
+        held = window(first[:, None], offsets[None, :], self.lengths[episodes][:, None])
+        return self.starts[episodes][:, None] + held
 
     def depth_normalization(self) -> dict:
         """Mean and std of the depth (metres) over a sample of about 2,000 frames; 0 and 1 without depth."""

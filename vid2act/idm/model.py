@@ -160,9 +160,9 @@ def keyframe_poses(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndarr
     if model.architecture.head == "delta":
         raise Vid2ActError("keyframe plans need an IDM that reads poses (head pose or fused), not a delta head")
     model.eval()
-    window = model.architecture.window
-    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb))[:, None].expand(-1, window, -1, -1, -1)
-    depth_t = (torch.from_numpy(depth.astype(np.float32))[:, None].expand(-1, window, -1, -1)
+    stack = model.architecture.window  # each frame repeated over the window: no neighbours to read
+    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb))[:, None].expand(-1, stack, -1, -1, -1)
+    depth_t = (torch.from_numpy(depth.astype(np.float32))[:, None].expand(-1, stack, -1, -1)
                if depth is not None else None)
     target, gripper = model.denormalize(model(rgb_t.to(device), depth_t.to(device) if depth_t is not None else None))
     return target.cpu().double().numpy(), gripper.cpu().double().numpy()
