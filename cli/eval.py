@@ -18,15 +18,9 @@ def eval_command(config: EvalConfig, force: bool = typer.Option(False, "--force"
 
     config.check()
     policy, out, episodes = config.policy, Path(config.out), config.episodes
-    if policy in ("plan", "sketch", "gt-video"):  # a missing model is a clear error now, not in every worker later
-        from vid2act.idm.model import load_idm
-        load_idm(config.idm)
-    if policy in ("plan", "sketch"):
-        from vid2act.video.pipeline import load_planner
-        load_planner(config.planner, precision=config.precision)
-    if policy == "bc":
-        from vid2act.bc import load_bc
-        load_bc(config.bc)
+    from vid2act.policies import load_models
+    load_models(policy, config.planner, config.idm, config.bc, precision=config.precision)  # a missing model is
+    # a clear error now, not in every worker later
     columns = (TextColumn(f"eval {policy}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("success {task.fields[rate]}"), TextColumn("ETA"), TimeRemainingColumn())
     wins = 0

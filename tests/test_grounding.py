@@ -6,7 +6,8 @@ import torch
 from vid2act.sim.world import COLORS
 from vid2act.sim.world import Camera
 from vid2act.video import sketch
-from vid2act.video.grounding import GroundingNet, GroundingShape, cell_index, demo_points, heatmaps, locate
+from vid2act.video.grounding import (LABEL_SIGMA, GroundingNet, GroundingShape, demo_points, heatmaps, locate,
+                                     place_loss)
 
 
 def test_demo_points_of_a_grasp_a_push_and_a_reach():
@@ -41,7 +42,15 @@ def test_locate_reads_the_peak_and_heatmaps_put_it_back():
     assert maps.shape == (1, 2, 24, 32) and torch.isclose(maps.max(), torch.tensor(1.0), atol=0.2)
     found = locate(torch.log(maps + 1e-9))
     assert torch.allclose(found, points, atol=0.35)
-    assert cell_index(points, (24, 32)).tolist() == [[7 * 32 + 5, 3 * 32 + 20]]
+
+
+def test_soft_labels_teach_places_finer_than_a_cell():
+    points = torch.tensor([[[5.3, 7.8], [20.6, 3.2]]])  # off the cell centres (x.5) by up to 0.3 cells
+    label = heatmaps(points, (24, 32), LABEL_SIGMA)
+    learnt = torch.log(label / label.sum((-1, -2), keepdim=True) + 1e-12)  # what the loss is minimal at
+    assert torch.allclose(locate(learnt), points, atol=0.1)
+    shifted = torch.log(heatmaps(points + 0.5, (24, 32), LABEL_SIGMA) + 1e-12)
+    assert place_loss(learnt, points) < place_loss(shifted, points) < place_loss(torch.zeros_like(learnt), points)
 
 
 def test_sketch_marks_fix_the_grasp_point_and_its_gripper():

@@ -184,6 +184,32 @@ def test_existing_run_needs_resume_or_force(idm, data):
     assert other.code == 2 and "other settings" in other.stderr
 
 
+def test_an_idm_learns_to_read_a_planners_drawings(idm, tiny_planner, data, tmp_path):
+    out = tmp_path / "reads-plans"
+    run = vid2act("train", "idm", "--data", data, "--out", out, "--steps", 4, *TINY, "--planner", tiny_planner,
+                  "--drawn-clips", 6, "--init-from", idm)
+    assert run.code == 0, run.stderr
+    assert "keyframes drawn by" in run.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    for reading in (metrics["drawn_at_start"], metrics["final"]["drawn"]):
+        assert reading["keyframes"] == 256 * 4 and 0 <= reading["gripper_accuracy"] <= 1
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["planner"] == str(tiny_planner) and config["training"]["init_from"] == str(idm)
+    assert config["normalization"] == json.loads((idm / "config.json").read_text())["normalization"]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--head", "delta"], "--planner needs --head pose"),
+    (["--drawn-clips", "0"], "--drawn-clips must be a positive number"),
+    (["--modalities", "rgb", "--init-from", "default"], "--init-from default has another architecture"),
+])
+def test_bad_planner_reading_options_are_refused_before_any_work(tiny_planner, data, tmp_path, extra, fragment):
+    out = tmp_path / "run"
+    run = vid2act("train", "idm", "--data", data, "--out", out, "--steps", 4, *TINY, "--planner", tiny_planner, *extra)
+    assert run.code == 2 and fragment in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
 @pytest.mark.slow
 def test_resume_after_kill_9_matches_an_uninterrupted_run(data, tmp_path):
     steps = 120

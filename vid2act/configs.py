@@ -50,6 +50,12 @@ class IDMTrainConfig(FrameNetConfig):
                                "action) or fused (both, filtered).")
     context: int = option(1, "pose head: frames on each side of the centre frame.")
     eval_every: int = option(1000, "Validate every N steps.")
+    planner: str = option("", "Also learn to read the keyframes this planner (folder or shipped name) draws: half "
+                              "of every batch is drawn keyframes, each drawn from a training clip to the "
+                              "demonstration's own sketch and labelled with its grasp point and gripper (pose head).")
+    drawn_clips: int = option(8000, "Clips the --planner draws before training (its keyframes each).", advanced=True)
+    init_from: str = option("", "Start from this IDM's weights and normalization (folder or shipped name, e.g. "
+                                "default) instead of random ones.")
 
     def architecture(self, image_size):
         from vid2act.idm.model import IDMArchitecture
@@ -60,7 +66,9 @@ class IDMTrainConfig(FrameNetConfig):
         if self.head not in HEADS:
             raise UsageError(f"unknown --head {self.head!r}; choose {' or '.join(HEADS)}")
         super().check()
-        check_positive(self, ("eval_every",))
+        check_positive(self, ("eval_every", "drawn_clips"))
+        if self.planner and self.head != "pose":
+            raise UsageError(f"--planner needs --head pose (drawn keyframes are read one at a time; got {self.head})")
         if self.context < 0:
             raise UsageError(f"--context must be 0 or more (got {self.context})")
 
@@ -105,7 +113,7 @@ class VideoTrainConfig:
     grounding_batch_size: int = option(32, "Samples per step of the grounding net.", advanced=True)
     grounding_lr: float = option(1e-3, "Peak learning rate of the grounding net.", advanced=True)
     grounding_width: int = option(32, "Channels of the grounding net (a multiple of 8).", advanced=True)
-    sketch_steps: int = option(1500, "Optimizer steps of the sketch net (trained second: where the arm goes at "
+    sketch_steps: int = option(5000, "Optimizer steps of the sketch net (trained second: where the arm goes at "
                                      "each keyframe).")
     sketch_batch_size: int = option(32, "Samples per step of the sketch net.", advanced=True)
     sketch_lr: float = option(1e-3, "Peak learning rate of the sketch net.", advanced=True)

@@ -257,8 +257,8 @@ def load_models(policy: str, planner: str = "default", idm: str = "default", bc:
     """The models policy `policy` needs (folders or shipped names), loaded."""
     from vid2act.idm.model import load_idm
     models = Models()
-    if policy in ("plan", "sketch", "gt-video"):
-        models.idm, _ = load_idm(idm, device)
+    if policy in ("plan", "sketch", "gt-video"):  # the plan policy's IDM reads drawn keyframes
+        models.idm, _ = load_idm(idm, device, "plan-idm" if policy == "plan" else "idm")
     if policy in ("plan", "sketch"):
         from vid2act.video.pipeline import load_planner
         models.planner = load_planner(planner, device, precision=precision)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from vid2act.errors import Vid2ActError
 
-DEFAULTS = {"idm": "idm-rgbd", "planner": "planner-rgbd", "bc": "bc-rgbd"}  # what `default` names, per kind
+# what `default` names, per kind; "plan-idm" is the IDM that reads a planner's drawings (`vid2act train idm
+# --planner`), the default where an IDM reads a plan: translating a plan folder, and the plan policy
+DEFAULTS = {"idm": "idm-rgbd", "plan-idm": "idm-plans-rgbd", "planner": "planner-rgbd", "bc": "bc-rgbd"}
 
 
 def resolve(reference: str, kind: str) -> Path:

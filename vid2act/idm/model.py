@@ -221,12 +221,13 @@ def save_idm(model: InverseDynamicsModel, folder: Path, extra: dict) -> None:
     write_json(Path(folder) / "config.json", config)
 
 
-def load_idm(reference: str, device: str = "cpu") -> tuple[InverseDynamicsModel, dict]:
+def load_idm(reference: str, device: str = "cpu", kind: str = "idm") -> tuple[InverseDynamicsModel, dict]:
+    """An IDM folder or shipped name; `default` names the shipped model of `kind` (`shipped.DEFAULTS`)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from vid2act.files import check_action_space, load_json
-    folder = resolve(reference, "idm")
+    folder = resolve(reference, kind)
     config_path, weights = folder / "config.json", folder / "model.safetensors"
     if not config_path.exists():
         raise Vid2ActError(f"{folder} has no config.json; is it an IDM folder (from `vid2act train idm`)?")

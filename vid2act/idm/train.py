@@ -20,7 +20,9 @@ from vid2act import __version__
 from vid2act.configs import IDMTrainConfig
 from vid2act.data.dataset import Dataset
 from vid2act.files import write_json
-from vid2act.idm.model import IDMArchitecture, InverseDynamicsModel, predict_actions, save_idm, window_offsets
+from vid2act.errors import UsageError
+from vid2act.idm.model import (IDMArchitecture, InverseDynamicsModel, load_idm, predict_actions, save_idm,
+                               window_offsets)
 from vid2act.training import (CHECKPOINT, Curves, FrameStore, held_out_split, learning_rate, load_checkpoint,
                               make_accelerator, save_checkpoint, shard, start_run)
 
@@ -91,6 +93,48 @@ def validate(model: InverseDynamicsModel, dataset: Dataset, episodes: list[int],
             "episodes": len(episodes), "actions": len(true)}
 
 
+# --- keyframes a planner draws (`--planner`) ---------------------------------------------------------------
+DRAWN_VAL_CLIPS = 256  # clips of the validation episodes the planner draws, to score the reading of drawings
+
+
+def load_reading_planner(config: IDMTrainConfig, architecture: IDMArchitecture):
+    """The planner whose drawings the IDM learns to read, checked to draw what this IDM reads."""
+    from vid2act.video.pipeline import load_planner
+    planner = load_planner(config.planner, config.device)
+    shape = planner.shape
+    if tuple(shape.image_size) != tuple(architecture.image_size):
+        raise UsageError(f"--planner {config.planner} draws {shape.image_size} frames; the data's are "
+                         f"{architecture.image_size}")
+    if architecture.modalities == "rgbd" and shape.modalities != "rgbd":
+        raise UsageError(f"--planner {config.planner} draws no depth; this IDM reads rgbd (give --modalities rgb)")
+    return planner
+
+
+def drawn_batch(drawn: dict, rows: torch.Tensor, window: int, device):
+    """Drawn keyframes as the IDM reads a plan's keyframe: each alone, repeated over the window."""
+    rgb = drawn["rgb"][rows][:, None].expand(-1, window, -1, -1, -1).to(device)
+    depth = drawn["depth"][rows][:, None].expand(-1, window, -1, -1).to(device) if drawn["depth"] is not None else None
+    return rgb, depth, drawn["target"][rows].to(device), drawn["gripper"][rows].to(device)
+
+
+@torch.no_grad()
+def read_drawn(model: InverseDynamicsModel, drawn: dict, device) -> dict:
+    """How well the model reads drawn keyframes: the grasp point's error (cm) and the gripper's accuracy."""
+    model.eval()
+    errors, right = [], []
+    for k in range(0, len(drawn["rgb"]), 256):
+        rows = torch.arange(k, min(k + 256, len(drawn["rgb"])))
+        rgb, depth, target, gripper = drawn_batch(drawn, rows, model.architecture.window, device)
+        if model.architecture.modalities == "rgb":
+            depth = None
+        point, closed = model.denormalize(model(rgb, depth))
+        errors.append(100 * (point - target).norm(dim=1).cpu())
+        right.append((closed == gripper).cpu())
+    errors, right = torch.cat(errors), torch.cat(right)
+    return {"grasp_point_cm_median": round(float(errors.median()), 2), "grasp_point_cm_mean": round(float(errors.mean()), 2),
+            "gripper_accuracy": round(float(right.float().mean()), 3), "keyframes": len(errors)}
+
+
 # --- the loop ---------------------------------------------------------------------------------------------
 def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
           on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
@@ -102,6 +146,11 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     architecture = config.architecture(dataset.info["image_size"])
     architecture.check()
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
+    source = load_idm(config.init_from)[0] if config.init_from else None
+    if source is not None and source.architecture != architecture:
+        raise UsageError(f"--init-from {config.init_from} has another architecture ({source.architecture}); "
+                         f"give the same --head, --modalities, --context and --width")
+    planner = load_reading_planner(config, architecture) if config.planner else None
     run_lock = start_run(accelerator, run, resume, force, on_message)  # held until this function ends
 
     # Data: every frame in memory, the last episodes held out for validation.
@@ -115,9 +164,26 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
         normalization["move"] = {"mean": moves.mean(0).tolist(), "std": moves.std(0).clamp_min(1e-6).tolist(),
                                  "of": "move to the next frame (m)"}
     on_message(f"{len(train_episodes)} training episodes ({len(data)} samples), {len(val_episodes)} for validation")
+    drawn = drawn_val = None
+    if planner is not None:
+        from vid2act.video.train import drawn_keyframes
+        started = time.perf_counter()
+        drawn = drawn_keyframes(planner, dataset, shard(train_episodes, accelerator), config.drawn_clips,
+                                config.seed)
+        drawn_val = drawn_keyframes(planner, dataset, val_episodes, DRAWN_VAL_CLIPS, config.seed + 1)
+        on_message(f"{len(drawn['rgb'])} keyframes drawn by {config.planner} in "
+                   f"{time.perf_counter() - started:.0f} s")
 
     torch.manual_seed(config.seed)
+    if source is not None:  # its normalization too: its outputs mean what they meant
+        normalization = source.normalization
     model = InverseDynamicsModel(architecture, normalization)
+    if source is not None:
+        model.load_state_dict(source.state_dict())
+    at_start = read_drawn(model, drawn_val, "cpu") if drawn_val is not None else None
+    if at_start is not None:
+        on_message(f"drawn keyframes read at the start: grasp point {at_start['grasp_point_cm_median']} cm "
+                   f"(median), gripper {at_start['gripper_accuracy']:.1%} right")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start, metrics_log, seconds_before = 0, [], 0.0
     if resume and (run / CHECKPOINT).exists():
@@ -136,8 +202,14 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     for step in range(start, config.steps):
         model.train()
         rng = np.random.default_rng([config.seed, step, accelerator.process_index])
-        rows = torch.from_numpy(rng.integers(0, len(data), config.batch_size))
+        real = config.batch_size // 2 if drawn is not None else config.batch_size
+        rows = torch.from_numpy(rng.integers(0, len(data), real))
         rgb, depth, target, gripper, move = data.batch(rows, accelerator.device)
+        if drawn is not None:  # the other half: drawn keyframes, each repeated over the window as a plan is read
+            pick = torch.from_numpy(rng.integers(0, len(drawn["rgb"]), config.batch_size - real))
+            more = drawn_batch(drawn, pick, architecture.window, accelerator.device)
+            rgb, target, gripper = torch.cat([rgb, more[0]]), torch.cat([target, more[2]]), torch.cat([gripper, more[3]])
+            depth = torch.cat([depth, more[1]]) if depth is not None else None
         output = model(rgb, depth)
         loss = (F.mse_loss(output[:, :3], (target - target_mean) / target_std)
                 + F.binary_cross_entropy_with_logits(output[:, 3], gripper))
@@ -157,11 +229,14 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
 
         if accelerator.is_main_process and (done % config.eval_every == 0 or done == config.steps):
             metrics = validate(accelerator.unwrap_model(model), dataset, val_episodes, accelerator.device)
+            if drawn_val is not None:
+                metrics["drawn"] = read_drawn(accelerator.unwrap_model(model), drawn_val, accelerator.device)
             metrics_log.append({"step": done, "loss": loss.item(), **metrics})
             curves.evaluation(done, minutes, {k: metrics[k] for k in ("normalized_mse", "gripper_accuracy",
                                                                       "episode_drift_m")})
             on_message(f"step {done}: normalized MSE {metrics['normalized_mse']}, gripper accuracy "
-                       f"{metrics['gripper_accuracy']:.3f}, drift {metrics['episode_drift_m']['mean'] * 100:.1f} cm")
+                       f"{metrics['gripper_accuracy']:.3f}, drift {metrics['episode_drift_m']['mean'] * 100:.1f} cm"
+                       + (f"; drawn keyframes {metrics['drawn']['grasp_point_cm_median']} cm" if "drawn" in metrics else ""))
         if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
             save_checkpoint(run, done, accelerator.unwrap_model(model), optimizer, config, metrics_log,
                             seconds_before + time.perf_counter() - started)
@@ -172,7 +247,8 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
         return {}
     final = metrics_log[-1]
     seconds = seconds_before + time.perf_counter() - started
-    write_json(run / "metrics.json", {"final": final, "history": metrics_log, "train_seconds": seconds})
+    write_json(run / "metrics.json", {"final": final, "history": metrics_log, "train_seconds": seconds,
+                                      **({"drawn_at_start": at_start} if at_start is not None else {})})
     provenance = {"path": str(Path(config.data).resolve()), "format": dataset.info["format"],
                   "episodes": len(dataset), "tasks": list(dataset.info["tasks"]),
                   "split": dataset.info["config"]["split"], "train_episodes": len(train_episodes),

@@ -19,15 +19,15 @@ def translate_frames(source: Path, idm: str, resize: bool = False, device: str =
                      stride: int | None = None) -> tuple[np.ndarray, dict]:
     """Actions and their provenance. `stride`: dataset frames between the source's frames; None reads it
     from a plan folder's plan.json (1 for anything else)."""
+    plan = read_plan(source) if Path(source).is_dir() else None
     if stride is None:
-        plan = read_plan(source) if Path(source).is_dir() else None
         if plan is not None and plan["frame_interval"] % ACTION_SPACE["frame_interval"]:
             raise Vid2ActError(f"{source}: the plan's frame interval {plan['frame_interval']} is not a multiple "
                                f"of the action interval {ACTION_SPACE['frame_interval']}")
         stride = plan["frame_interval"] // ACTION_SPACE["frame_interval"] if plan is not None else 1
     check_range("--stride", stride, 1, MAX_STRIDE)
     check_device(device)
-    folder = resolve(idm, "idm")
+    folder = resolve(idm, "plan-idm" if plan is not None else "idm")  # `default`: the IDM for what it reads
     model, _ = load_idm(str(folder), device)
     architecture = model.architecture
     rgb, depth = read_frames(source)

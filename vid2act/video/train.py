@@ -30,11 +30,12 @@ from vid2act.spec import ACTION_SPACE
 from vid2act.training import (CHECKPOINT, Curves, FrameStore, config_json, cosine_step, held_out_split,
                               learning_rate, load_checkpoint, make_accelerator, save_checkpoint, shard, start_run)
 from vid2act.video import sketch, text
-from vid2act.video.grounding import (GROUNDING_TYPE, GroundingNet, GroundingShape, cell_index, demo_pixels,
-                                     demo_points, heatmaps, load_grounding, locate, save_grounding)
+from vid2act.video.grounding import (GROUNDING_TYPE, GroundingNet, GroundingShape, demo_pixels,
+                                     demo_points, heatmaps, load_grounding, locate, place_loss,
+                                     save_grounding)
 from vid2act.video.pipeline import (GROUNDING_FOLDER, HEATMAP_SIGMA, PLANNER_FORMAT, PlannerShape,
-                                    VideoPlannerPipeline, make_scheduler, make_unet, predict, save_planner, shrink,
-                                    to_model)
+                                    VideoPlannerPipeline, enlarge, make_scheduler, make_unet, predict, save_planner,
+                                    shrink, to_model)
 
 
 class ClipData:
@@ -101,6 +102,44 @@ def draw_timesteps(rng: np.random.Generator, size, count: int, bias: float) -> n
     return np.minimum(count * (1 - rng.random(size) ** bias), count - 1).astype(np.int64)
 
 
+# --- keyframes drawn for the IDM to learn to read (`vid2act train idm --planner`) ---------------------------
+@torch.no_grad()
+def drawn_keyframes(pipe: VideoPlannerPipeline, dataset: Dataset, episodes: list[int], clips: int, seed: int,
+                    steps: int = 4, batch: int = 64) -> dict[str, torch.Tensor]:
+    """Keyframes `pipe` draws for `clips` random clips of `episodes` (from any frame, as its UNet was trained),
+    each drawn to the demonstration's own sketch and grounding, so that each drawn keyframe's truth is known:
+    the demonstrated grasp point and gripper at its frame. Returns rgb uint8 [N, H, W, 3], depth float16 [N, H,
+    W] (or None), target [N, 3] metres and gripper [N] (1 closed), N = clips x keyframes."""
+    shape = pipe.shape
+    grid = shape.plan_size
+    data = ClipData(dataset, episodes, shape.modalities, 1, grid)
+    mean, std = pipe.planner["depth_mean"], pipe.planner["depth_std"]
+    beginning = pipe.planner.get("training", {}).get("start_at_beginning", 0.1)
+    rng = np.random.default_rng([seed, 13])
+    out = {"rgb": [], "depth": [], "target": [], "gripper": []}
+    for k in range(0, clips, batch):
+        b = min(batch, clips - k)
+        rows = torch.from_numpy(rng.integers(0, len(data), b))
+        lengths = data.lengths[rows].numpy()
+        first = np.where(rng.random(b) < beginning, 0, (rng.random(b) * lengths).astype(np.int64))
+        index = data.windows(rows, torch.from_numpy(first), shape.keyframes + 1, shape.stride)
+        rgb = data.store.rgb[index[:, 0]]
+        depth = data.store.depth[index[:, 0]] if data.store.depth is not None else None
+        full, small = to_model(rgb, depth, mean, std), to_model(*shrink(rgb, depth, shape.scale), mean, std)
+        heat = torch.cat([heatmaps(data.pixels[rows], grid, HEATMAP_SIGMA),
+                          sketch.conditions(data.marks[index[:, 1:]], data.closed[index[:, 1:]], grid)], dim=1)
+        generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+        latents = pipe.prepare_latents(b, generator)
+        change = pipe.denoise(latents, small, heat, data.prompt(rows, pipe.unet.device), steps, 1.0, generator)
+        video = (full[:, None] + enlarge(change.float().cpu(), shape.image_size)).flatten(0, 1)
+        out["rgb"].append(((video[:, :3].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1))
+        if depth is not None:
+            out["depth"].append((video[:, 3] * std + mean).half())
+        out["target"].append(torch.from_numpy(data.grasp[index[:, 1:].numpy()]).float().flatten(0, 1))
+        out["gripper"].append(data.closed[index[:, 1:]].float().flatten(0, 1))
+    return {k: torch.cat(v) if v else None for k, v in out.items()}
+
+
 # --- grounding: trained first, on the episodes' first frames ---------------------------------------------------
 def grounding_errors(net: GroundingNet, data: ClipData, depth_mean: float, depth_std: float,
                      episodes: int | None = None) -> dict:
@@ -137,7 +176,7 @@ def grounding_errors(net: GroundingNet, data: ClipData, depth_mean: float, depth
 
 def train_grounding(config: VideoTrainConfig, data: ClipData, val_data: ClipData, shape: PlannerShape,
                     depth_mean: float, depth_std: float, on_message: Callable[[str], None]) -> tuple[GroundingNet, dict]:
-    """The grounding net, trained with cross-entropy on the grid cell of each demonstrated place, from the
+    """The grounding net, trained with cross-entropy on a soft label around each demonstrated place, from the
     first frames of the training episodes (a few frames in, as well, before the arm has gone far)."""
     torch.manual_seed(config.seed)
     net = GroundingNet(GroundingShape(shape.plan_size, shape.channels, config.grounding_width))
@@ -150,8 +189,7 @@ def train_grounding(config: VideoTrainConfig, data: ClipData, val_data: ClipData
         index = data.windows(episodes, first, 1, 1)[:, 0]
         prompt = data.prompt(episodes, "cpu")
         logits = net(data.frames(index, depth_mean, depth_std), prompt["tokens"], prompt["mask"])
-        classes = cell_index(data.pixels[episodes], shape.plan_size)
-        loss = F.cross_entropy(logits.flatten(2).flatten(0, 1), classes.flatten())
+        loss = place_loss(logits, data.pixels[episodes])
         cosine_step(optimizer, loss, config.grounding_lr, step, config.grounding_steps)
     net.eval()
     seconds = time.perf_counter() - started
@@ -220,7 +258,7 @@ def sketch_errors(net: GroundingNet, data: ClipData, shape: PlannerShape, depth_
 
 def train_sketch(config: VideoTrainConfig, data: ClipData, val_data: ClipData, shape: PlannerShape,
                  depth_mean: float, depth_std: float, on_message: Callable[[str], None]) -> tuple[GroundingNet, dict]:
-    """The sketch net: cross-entropy on the grid cell of each keyframe's two marks, and the gripper's, from
+    """The sketch net: cross-entropy on soft labels around each keyframe's two marks, and the gripper's, from
     clips that start anywhere in the training episodes (with the UNet's context noise)."""
     torch.manual_seed(config.seed)
     k = shape.keyframes
@@ -237,8 +275,7 @@ def train_sketch(config: VideoTrainConfig, data: ClipData, val_data: ClipData, s
         frame, heat, prompt, index = sketch_inputs(data, episodes, torch.from_numpy(first), k, shape.stride,
                                                    depth_mean, depth_std, rng, config.context_noise)
         logits, flags = net(frame, prompt["tokens"], prompt["mask"], heat)
-        classes = cell_index(data.marks[index[:, 1:]].reshape(b, 2 * k, 2), shape.plan_size)
-        loss = (F.cross_entropy(logits.flatten(2).flatten(0, 1), classes.flatten())
+        loss = (place_loss(logits, data.marks[index[:, 1:]].reshape(b, 2 * k, 2))
                 + F.binary_cross_entropy_with_logits(flags, data.closed[index[:, 1:]].float()))
         cosine_step(optimizer, loss, config.sketch_lr, step, config.sketch_steps)
     net.eval()
