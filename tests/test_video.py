@@ -103,6 +103,7 @@ def test_generate_writes_a_plan_that_translates_and_executes(planner, scene, tmp
     assert run.code == 0, run.stderr
     actions = json.loads((tmp_path / "actions.json").read_text())
     assert actions["source"]["stride"] == 4
+    assert actions["source"]["idm"].endswith("idm-plans-rgbd")  # `default` reading a plan: the drawings' reader
     assert len(actions["actions"]) >= 4 * plan["keyframes"]  # each keyframe step split in 4, plus settle frames
     run = vid2act("execute", tmp_path / "actions.json", "--scene", scene, "--out", tmp_path / "rollout")
     assert run.code == 0, run.stderr

@@ -166,7 +166,8 @@ class EvalConfig:
                                  "planner's ceiling), gt-video (the oracle's video + IDM: the IDM's ceiling), "
                                  "oracle, bc or random.")
     planner: str = option("default", "Planner run folder or shipped name (policies plan, sketch).")
-    idm: str = option("default", "IDM run folder or shipped name (policies plan, sketch, gt-video).")
+    idm: str = option("default", "IDM run folder or shipped name (policies plan, sketch, gt-video; default: "
+                                 "idm-plans-rgbd for plan, idm-rgbd for the others).")
     bc: str = option("default", "Behavior-cloning run folder or shipped name (policy bc).")
     tasks: tuple[str, ...] = option(TASK_FAMILIES, "Comma-separated task families, or all.", every=TASK_FAMILIES)
     split: str = option("test", "test (seen combinations, unseen seeds) or heldout (combinations no training data "
