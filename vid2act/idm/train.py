@@ -125,8 +125,6 @@ def read_drawn(model: InverseDynamicsModel, drawn: dict, device) -> dict:
     for k in range(0, len(drawn["rgb"]), 256):
         rows = torch.arange(k, min(k + 256, len(drawn["rgb"])))
         rgb, depth, target, gripper = drawn_batch(drawn, rows, model.architecture.window, device)
-        if model.architecture.modalities == "rgb":
-            depth = None
         point, closed = model.denormalize(model(rgb, depth))
         errors.append(100 * (point - target).norm(dim=1).cpu())
         right.append((closed == gripper).cpu())
