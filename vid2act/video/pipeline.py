@@ -133,6 +133,13 @@ def to_model(rgb: torch.Tensor, depth: torch.Tensor | None, depth_mean: float, d
     return x.movedim(-1, -3)
 
 
+def to_pixels(x: torch.Tensor, depth_mean: float, depth_std: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`to_model`'s inverse: float [..., C, H, W] -> uint8 rgb [..., H, W, 3] and depth metres [..., H, W] (None
+    without a depth channel)."""
+    rgb = ((x[..., :3, :, :].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1)
+    return rgb, x[..., 3, :, :] * depth_std + depth_mean if x.shape[-3] == 4 else None
+
+
 def shrink(rgb: torch.Tensor, depth: torch.Tensor | None, scale: int):
     """uint8 rgb [..., H, W, 3] and depth [..., H, W] -> both at 1/scale by area averaging, rgb rounded back
     to uint8; training and sampling shrink frames the same way."""
@@ -154,6 +161,10 @@ def enlarge(change: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return change
     return F.interpolate(change.reshape(b, k * c, h, w), size=tuple(size), mode="bilinear",
                          align_corners=False).reshape(b, k, c, *size)
+
+
+def batch_of_one(image: np.ndarray, depth: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return torch.from_numpy(image)[None], torch.from_numpy(depth)[None] if depth is not None else None
 
 
 def null_prompt(batch: int, device=None) -> dict[str, torch.Tensor]:
@@ -275,19 +286,16 @@ class VideoPlannerPipeline(DiffusionPipeline):
             cond = {k: torch.cat([uncond[k], cond[k]]) for k in cond}
         return {k: v.to(dtype) if v.is_floating_point() else v for k, v in cond.items()}
 
-    def frame_input(self, image: np.ndarray, depth: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The frame in model space at full size [1, C, H, W] and at the plan's size [1, C, h, w]."""
-        planner, shape = self.planner, self.shape
-        rgb = torch.from_numpy(image)[None]
-        d = torch.from_numpy(depth)[None] if depth is not None else None
-        full = to_model(rgb, d, planner["depth_mean"], planner["depth_std"])
-        small = to_model(*shrink(rgb, d, shape.scale), planner["depth_mean"], planner["depth_std"])
-        return full, small
+    def frame_input(self, rgb: torch.Tensor, depth: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames (uint8 rgb [N, H, W, 3], depth metres [N, H, W] or None) in model space at full size [N, C, H,
+        W] and at the plan's size [N, C, h, w]."""
+        mean, std = self.planner["depth_mean"], self.planner["depth_std"]
+        return to_model(rgb, depth, mean, std), to_model(*shrink(rgb, depth, self.shape.scale), mean, std)
 
     @torch.no_grad()
     def ground(self, image: np.ndarray, depth: np.ndarray | None, prompt: str) -> np.ndarray:
         """Where the instruction's object is and where it goes: [2, 2] (column, row) on the plan's grid."""
-        _, small = self.frame_input(*self.check_inputs(image, depth, 1, 1.0, 1))
+        _, small = self.frame_input(*batch_of_one(*self.check_inputs(image, depth, 1, 1.0, 1)))
         embedded = text.encode([prompt])
         device = next(self.grounding.parameters()).device
         logits = self.grounding(small.to(device), embedded["tokens"].to(device), embedded["mask"].to(device))
@@ -309,8 +317,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
                      points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The sketch of the chunk that would be drawn from this frame, without drawing it: marks [K, 2, 2] and
         closed [K] (what `eval --policy sketch` executes)."""
-        image, depth = self.check_inputs(image, depth, 1, 1.0, 1)
-        _, small = self.frame_input(image, depth)
+        _, small = self.frame_input(*batch_of_one(*self.check_inputs(image, depth, 1, 1.0, 1)))
         marks, closed = self.sketch(small, prompt, heatmaps(torch.as_tensor(points)[None], self.shape.plan_size,
                                                             HEATMAP_SIGMA))
         return marks[0].numpy(), closed[0].numpy()
@@ -343,20 +350,19 @@ class VideoPlannerPipeline(DiffusionPipeline):
             latents = step.prev_sample.view_as(latents)
         return latents
 
-    def decode(self, change: torch.Tensor, full: torch.Tensor, image: np.ndarray, depth: np.ndarray | None):
-        """The drawn change, enlarged and added to the full-size frame -> rgb uint8 [N, K+1, H, W, 3] and depth
-        [N, K+1, H, W] (frame 0 the given one, exactly)."""
-        planner, shape = self.planner, self.shape
-        n = len(change)
-        start = full[:, None].expand(n, -1, -1, -1, -1)
-        video = torch.cat([start, start + enlarge(change.float().cpu(), shape.image_size)], dim=1)
-        rgb = ((video[:, :, :3].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
-        rgb[:, 0] = image
+    def draw(self, change: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+        """The keyframes in model space [N, K, C, H, W]: the drawn change [N, K, C, h, w], enlarged and added to
+        the full-size frames [N, C, H, W], so that what does not move stays sharp."""
+        return full[:, None] + enlarge(change.float().cpu(), self.shape.image_size)
+
+    def decode(self, keyframes: torch.Tensor, image: np.ndarray, depth: np.ndarray | None):
+        """The given frame, then the drawn keyframes -> rgb uint8 [N, K+1, H, W, 3] and depth [N, K+1, H, W]."""
+        rgb, plan_depth = to_pixels(keyframes, self.planner["depth_mean"], self.planner["depth_std"])
+        n = len(keyframes)
+        rgb = np.concatenate([np.broadcast_to(image, (n, 1, *image.shape)), rgb.numpy()], axis=1)
         if depth is None:
             return rgb, None
-        plan_depth = (video[:, :, 3] * planner["depth_std"] + planner["depth_mean"]).numpy()
-        plan_depth[:, 0] = depth
-        return rgb, plan_depth
+        return rgb, np.concatenate([np.broadcast_to(depth, (n, 1, *depth.shape)), plan_depth.numpy()], axis=1)
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray, prompt: str, depth: np.ndarray | None = None,
@@ -370,7 +376,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
         if points is None:
             points = self.ground(image, depth, prompt)
         n = num_videos_per_prompt
-        full, small = self.frame_input(image, depth)
+        full, small = self.frame_input(*batch_of_one(image, depth))
         heat = heatmaps(torch.as_tensor(points)[None], self.shape.plan_size, HEATMAP_SIGMA)
         marks, closed = self.sketch(small, prompt, heat)
         condition = torch.cat([heat, conditions(marks, closed, self.shape.plan_size)], dim=1)
@@ -378,7 +384,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
         latents = self.prepare_latents(n, generator)
         change = self.denoise(latents, small.expand(n, -1, -1, -1), condition.expand(n, -1, -1, -1), prompt_embeds,
                               num_inference_steps, guidance_scale, generator)
-        rgb, plan_depth = self.decode(change, full, image, depth)
+        rgb, plan_depth = self.decode(self.draw(change, full), image, depth)
         return PlanOutput(rgb=rgb, depth=plan_depth, points=np.asarray(points),
                           marks=marks.expand(n, -1, -1, -1).numpy(), closed=closed.expand(n, -1).numpy())
 

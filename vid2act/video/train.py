@@ -34,8 +34,8 @@ from vid2act.video.grounding import (GROUNDING_TYPE, GroundingNet, GroundingShap
                                      demo_points, heatmaps, load_grounding, locate, place_loss,
                                      save_grounding)
 from vid2act.video.pipeline import (GROUNDING_FOLDER, HEATMAP_SIGMA, PLANNER_FORMAT, PlannerShape,
-                                    VideoPlannerPipeline, enlarge, make_scheduler, make_unet, predict, save_planner,
-                                    shrink, to_model)
+                                    VideoPlannerPipeline, make_scheduler, make_unet, predict, save_planner, shrink,
+                                    to_model, to_pixels)
 
 
 class ClipData:
@@ -123,18 +123,17 @@ def drawn_keyframes(pipe: VideoPlannerPipeline, dataset: Dataset, episodes: list
         lengths = data.lengths[rows].numpy()
         first = np.where(rng.random(b) < beginning, 0, (rng.random(b) * lengths).astype(np.int64))
         index = data.windows(rows, torch.from_numpy(first), shape.keyframes + 1, shape.stride)
-        rgb = data.store.rgb[index[:, 0]]
         depth = data.store.depth[index[:, 0]] if data.store.depth is not None else None
-        full, small = to_model(rgb, depth, mean, std), to_model(*shrink(rgb, depth, shape.scale), mean, std)
+        full, small = pipe.frame_input(data.store.rgb[index[:, 0]], depth)
         heat = torch.cat([heatmaps(data.pixels[rows], grid, HEATMAP_SIGMA),
                           sketch.conditions(data.marks[index[:, 1:]], data.closed[index[:, 1:]], grid)], dim=1)
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
         latents = pipe.prepare_latents(b, generator)
         change = pipe.denoise(latents, small, heat, data.prompt(rows, pipe.unet.device), steps, 1.0, generator)
-        video = (full[:, None] + enlarge(change.float().cpu(), shape.image_size)).flatten(0, 1)
-        out["rgb"].append(((video[:, :3].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1))
-        if depth is not None:
-            out["depth"].append((video[:, 3] * std + mean).half())
+        rgb, drawn_depth = to_pixels(pipe.draw(change, full).flatten(0, 1), mean, std)
+        out["rgb"].append(rgb)
+        if drawn_depth is not None:
+            out["depth"].append(drawn_depth.half())
         out["target"].append(torch.from_numpy(data.grasp[index[:, 1:].numpy()]).float().flatten(0, 1))
         out["gripper"].append(data.closed[index[:, 1:]].float().flatten(0, 1))
     return {k: torch.cat(v) if v else None for k, v in out.items()}
