@@ -37,7 +37,7 @@ def grid(dataset, episodes: list[int], scale: int = 4, columns: int = 4) -> np.n
     for e in episodes:
         episode = dataset.episode(e, ("rgb", "instruction", "task"))
         rgb = np.asarray(episode["rgb"])
-        h, w = rgb.shape[1] * scale, rgb.shape[2] * scale
+        w = rgb.shape[2] * scale
         caption = Image.new("RGB", (w, 12 * CAPTION_LINES + 4), "white")
         draw = ImageDraw.Draw(caption)
         text = f"#{e} {episode['task']}: {episode['instruction']}"
