@@ -314,6 +314,8 @@ CASES = [
     Case("train-video-lr-nan", train_args("video", "--lr", "nan"), 2, "--lr must be a positive number"),
     Case("train-video-sketch-steps-zero", train_args("video", "--sketch-steps", "0"), 2,
          "--sketch-steps must be a positive number"),
+    Case("train-video-negative-moving-weight", train_args("video", "--moving-weight", "-1"), 2,
+         "--moving-weight must be 0 or more"),
     Case("train-video-bad-widths", train_args("video", "--widths", "32,abc"), 2, "comma-separated"),
     Case("train-video-unknown-modalities", train_args("video", "--modalities", "thermal"), 2, "unknown modalities"),
     Case("train-video-corrupt-init", lambda p: ["train", "video", "--data", p["data"], "--out", p["ws"] / "run",

@@ -346,3 +346,17 @@ def test_noise_bias_trains_the_noisiest_tenth_a_third_of_the_time():
     assert uniform.min() == 0 and uniform.max() == 999 and biased.max() == 999
     assert abs((uniform >= 900).mean() - 0.1) < 0.01
     assert abs((biased >= 900).mean() - 0.1 ** 0.5) < 0.01 and abs((biased < 100).mean() - (1 - 0.9 ** 0.5)) < 0.01
+
+
+def test_moving_pixels_and_their_neighbours_weigh_more():
+    from vid2act.video.train import moving_pixels
+    change = torch.zeros(2, 3, 4, 8, 8)
+    change[0, 1, 3, 4, 5] = 0.5  # depth moves at one pixel of the second keyframe
+    change[1, :, 0] = 0.01  # a faint change everywhere: below the threshold
+    weights = moving_pixels(change, 4.0)
+    assert weights.shape == (2, 3, 1, 8, 8)
+    expected = torch.ones(8, 8)
+    expected[3:6, 4:7] = 5.0
+    assert torch.equal(weights[0, 1, 0], expected)
+    assert (weights[0, [0, 2]] == 1).all() and (weights[1] == 1).all()
+    assert (moving_pixels(change, 0.0) == 1).all()

@@ -98,6 +98,8 @@ class VideoTrainConfig:
                                         "feeds drawn frames back).", advanced=True)
     snr_cap: float = option(5.0, "The clean change's error weighs min(SNR, cap) + 1 (see the loss).",
                             advanced=True)
+    moving_weight: float = option(4.0, "Pixels that move in a clip (and their neighbours) weigh 1 + this in the "
+                                       "loss, the rest 1: the arm is a small part of the frame.", advanced=True)
     noise_bias: float = option(1.5, "Timesteps drawn as T(1 - u^bias), u uniform: 1 uniform, more toward high "
                                     "noise.", advanced=True)
     ema_decay: float = option(0.999, "Decay of the weights' moving average (the weights sampled and saved).",
@@ -127,7 +129,7 @@ class VideoTrainConfig:
     report_to: str = option("none", REPORT_TO_HELP)
 
     def check(self) -> None:
-        for name in ("context_noise", "text_dropout", "noise_bias"):
+        for name in ("context_noise", "text_dropout", "noise_bias", "moving_weight"):
             if not math.isfinite(getattr(self, name)):
                 raise UsageError(f"--{name.replace('_', '-')} must be a finite number (got {getattr(self, name)})")
         check_positive(self, ("steps", "batch_size", "lr", "grounding_lr", "grounding_steps", "grounding_batch_size",
@@ -145,6 +147,8 @@ class VideoTrainConfig:
             raise UsageError(f"--attention-levels must lie between 1 and the number of --widths ({len(self.widths)})")
         if self.noise_bias < 1:
             raise UsageError(f"--noise-bias must be at least 1 (1: timesteps drawn uniformly; got {self.noise_bias})")
+        if self.moving_weight < 0:
+            raise UsageError(f"--moving-weight must be 0 or more (got {self.moving_weight})")
         if not 0 <= self.context_noise <= 1 or not 0 <= self.text_dropout < 1:
             raise UsageError("--context-noise must lie in [0, 1] and the text dropout in [0, 1)")
         for name in ("grounding_width", "sketch_width"):
