@@ -99,7 +99,7 @@ class VideoTrainConfig:
     snr_cap: float = option(5.0, "The clean change's error weighs min(SNR, cap) + 1 (see the loss).",
                             advanced=True)
     moving_weight: float = option(4.0, "Pixels that move in a clip (and their neighbours) weigh 1 + this in the "
-                                       "loss, the rest 1: the arm is a small part of the frame.", advanced=True)
+                                       "loss, the rest 1 (0: every pixel alike).", advanced=True)
     noise_bias: float = option(1.5, "Timesteps drawn as T(1 - u^bias), u uniform: 1 uniform, more toward high "
                                     "noise.", advanced=True)
     ema_decay: float = option(0.999, "Decay of the weights' moving average (the weights sampled and saved).",

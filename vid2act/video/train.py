@@ -102,6 +102,19 @@ def draw_timesteps(rng: np.random.Generator, size, count: int, bias: float) -> n
     return np.minimum(count * (1 - rng.random(size) ** bias), count - 1).astype(np.int64)
 
 
+MOVING = 0.05  # a pixel whose change (any channel, model units) exceeds this moves
+
+
+def moving_pixels(change: torch.Tensor, weight: float) -> torch.Tensor:
+    """Per-pixel loss weights [B, K, 1, h, w] of a clip's true change [B, K, C, h, w]: 1 + `weight` where it
+    moves, or next to a pixel that does, 1 elsewhere. Averaged evenly over the pixels, the loss spends three
+    quarters of itself on a static background the model only has to leave at zero, a quarter on the moving
+    arm, which is what the IDM reads."""
+    moving = (change.abs().amax(dim=2) > MOVING).float()
+    near = F.max_pool2d(moving, 3, stride=1, padding=1)
+    return (1 + weight * near).unsqueeze(2)
+
+
 # --- keyframes drawn for the IDM to learn to read (`vid2act train idm --planner`) ---------------------------
 @torch.no_grad()
 def drawn_keyframes(pipe: VideoPlannerPipeline, dataset: Dataset, episodes: list[int], clips: int, seed: int,
@@ -316,19 +329,6 @@ def initialize_from(model, planner: dict, source: VideoPlannerPipeline, referenc
 
 
 # --- validation: chunks from held-out episodes' frames against what the oracle did ----------------------------
-MOVING = 0.05  # a pixel whose change (any channel, model units) exceeds this moves
-
-
-def moving_pixels(change: torch.Tensor, weight: float) -> torch.Tensor:
-    """Per-pixel loss weights [B, K, 1, h, w] of a clip's true change [B, K, C, h, w]: 1 + `weight` where it
-    moves, or next to a pixel that does, 1 elsewhere. Averaged evenly over the pixels, the loss spends three
-    quarters of itself on a static background the model only has to leave at zero, a quarter on the moving
-    arm, which is what the IDM reads."""
-    moving = (change.abs().amax(dim=2) > MOVING).float()
-    near = F.max_pool2d(moving, 3, stride=1, padding=1)
-    return (1 + weight * near).unsqueeze(2)
-
-
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
