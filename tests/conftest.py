@@ -10,20 +10,29 @@ import pytest
 
 
 class Run:
-    def __init__(self, completed: subprocess.CompletedProcess):
-        self.code = completed.returncode
-        self.stdout = completed.stdout
-        self.stderr = completed.stderr
+    def __init__(self, code: int, stdout: str, stderr: str):
+        self.code, self.stdout, self.stderr = code, stdout, stderr
 
     def json(self):
         return json.loads(self.stdout)
 
 
-def vid2act(*args, stdin: str | None = None, env=None) -> Run:
-    """Run the real command line in a fresh process, as a user would."""
+def vid2act(*args, stdin: str | None = None) -> Run:
+    """Run the command line in this process (typer's CliRunner: its parsing, exit codes and messages, without
+    paying a fresh interpreter's torch and diffusers imports on every call)."""
+    from typer.testing import CliRunner
+
+    from vid2act.cli.main import app
+    result = CliRunner().invoke(app, [str(a) for a in args], input=stdin)
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+def vid2act_process(*args, stdin: str | None = None, env=None) -> Run:
+    """Run the real command line in a fresh process, as a user would: what only a process shows (the
+    environment, stdout free of library noise, the same result across interpreters)."""
     completed = subprocess.run([sys.executable, "-m", "vid2act.cli", *map(str, args)], input=stdin,
                                capture_output=True, text=True, env=env, timeout=600)
-    return Run(completed)
+    return Run(completed.returncode, completed.stdout, completed.stderr)
 
 
 @pytest.fixture(scope="session")

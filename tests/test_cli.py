@@ -5,7 +5,7 @@ import numpy as np
 import imageio.v3 as iio
 import pytest
 
-from conftest import vid2act
+from conftest import vid2act_process
 
 
 def assert_clean_error(run, code: int, *fragments: str):
@@ -16,11 +16,11 @@ def assert_clean_error(run, code: int, *fragments: str):
 
 
 def test_version_help_and_no_args():
-    assert vid2act("--version").stdout.startswith("vid2act ")
+    assert vid2act_process("--version").stdout.startswith("vid2act ")
     for command in ("scene", "oracle", "execute", "collect", "tasks"):
-        run = vid2act(command, "-h")
+        run = vid2act_process(command, "-h")
         assert run.code == 0 and "Usage" in run.stdout
-    assert "Usage" in vid2act().stdout + vid2act().stderr
+    assert "Usage" in vid2act_process().stdout + vid2act_process().stderr
 
 
 def _commands(group, path=()):
@@ -74,7 +74,7 @@ def test_every_cli_default_is_its_config_default():
 
 
 def test_tasks_json_lists_the_suite():
-    run = vid2act("tasks", "--json")
+    run = vid2act_process("tasks", "--json")
     suite = run.json()
     assert {f["name"] for f in suite} >= {"reach", "push", "pick_place", "stack"}
     for family in suite:
@@ -91,7 +91,7 @@ def test_scene_writes_the_three_files(scene_dir):
 
 
 def test_scene_start_image_is_identical_across_processes(tmp_path, scene_dir):
-    run = vid2act("scene", "--task", "push", "--seed", 1_000_001, "--out", tmp_path / "again")
+    run = vid2act_process("scene", "--task", "push", "--seed", 1_000_001, "--out", tmp_path / "again")
     assert run.stdout.strip() == str(tmp_path / "again")
     assert (tmp_path / "again" / "start.png").read_bytes() == (scene_dir / "start.png").read_bytes()
     assert (tmp_path / "again" / "scene.json").read_bytes() == (scene_dir / "scene.json").read_bytes()
@@ -101,7 +101,7 @@ def test_oracle_then_execute_succeeds(scene_dir, oracle_actions, tmp_path):
     actions = json.loads(oracle_actions.read_text())
     assert actions["format"] == "vid2act.actions/1" and actions["action_space"]["frame_interval"] > 0
     assert len(actions["actions"][0]) == len(actions["action_space"]["names"])
-    run = vid2act("execute", oracle_actions, "--scene", scene_dir, "--out", tmp_path / "rollout")
+    run = vid2act_process("execute", oracle_actions, "--scene", scene_dir, "--out", tmp_path / "rollout")
     result = run.json()
     assert run.code == 0 and result["success"] is True and result["steps"] == len(actions["actions"])
     assert json.loads((tmp_path / "rollout" / "result.json").read_text()) == result
@@ -115,9 +115,9 @@ def test_oracle_then_execute_succeeds(scene_dir, oracle_actions, tmp_path):
 
 
 def test_stdin_and_stdout_pipes(scene_dir, tmp_path):
-    actions = vid2act("oracle", scene_dir, "--out", "-")
+    actions = vid2act_process("oracle", scene_dir, "--out", "-")
     assert actions.code == 0 and json.loads(actions.stdout)["format"] == "vid2act.actions/1"
-    run = vid2act("execute", "-", "--scene", scene_dir, "--out", tmp_path / "r", stdin=actions.stdout)
+    run = vid2act_process("execute", "-", "--scene", scene_dir, "--out", tmp_path / "r", stdin=actions.stdout)
     assert run.code == 0 and run.json()["success"]
 
 
@@ -129,7 +129,7 @@ def test_stdin_and_stdout_pipes(scene_dir, tmp_path):
     (["--task", "push", "--seed", 1_000_000, "--split", "train"], "outside the train split's seed range"),
 ])
 def test_scene_bad_usage(tmp_path, args, fragment):
-    assert_clean_error(vid2act("scene", *args, "--out", tmp_path / "s"), 2, fragment)
+    assert_clean_error(vid2act_process("scene", *args, "--out", tmp_path / "s"), 2, fragment)
     assert not (tmp_path / "s").exists()
 
 
@@ -137,10 +137,10 @@ def test_existing_output_needs_force(scene_dir, oracle_actions, tmp_path):
     out = tmp_path / "rollout"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert_clean_error(vid2act("execute", oracle_actions, "--scene", scene_dir, "--out", out), 2, "--force")
+    assert_clean_error(vid2act_process("execute", oracle_actions, "--scene", scene_dir, "--out", out), 2, "--force")
     assert (out / "keep.txt").read_text() == "mine"
-    assert_clean_error(vid2act("oracle", scene_dir, "--out", oracle_actions), 2, "already exists")
-    assert vid2act("execute", oracle_actions, "--scene", scene_dir, "--out", out, "--force").code == 0
+    assert_clean_error(vid2act_process("oracle", scene_dir, "--out", oracle_actions), 2, "already exists")
+    assert vid2act_process("execute", oracle_actions, "--scene", scene_dir, "--out", out, "--force").code == 0
     assert not (out / "keep.txt").exists() and (out / "result.json").exists()
     assert not list(tmp_path.glob(".*tmp"))
 
@@ -161,15 +161,15 @@ def broken_scene(tmp_path, scene_dir, edit):
 ])
 def test_corrupt_scene_is_refused(tmp_path, scene_dir, oracle_actions, edit, fragment):
     folder = broken_scene(tmp_path, scene_dir, edit)
-    assert_clean_error(vid2act("execute", oracle_actions, "--scene", folder, "--out", tmp_path / "r"), 1, fragment)
-    assert_clean_error(vid2act("oracle", folder, "--out", tmp_path / "a.json"), 1, fragment)
+    assert_clean_error(vid2act_process("execute", oracle_actions, "--scene", folder, "--out", tmp_path / "r"), 1, fragment)
+    assert_clean_error(vid2act_process("oracle", folder, "--out", tmp_path / "a.json"), 1, fragment)
     assert not (tmp_path / "r").exists() and not (tmp_path / "a.json").exists()
 
 
 def test_missing_scene_is_refused(tmp_path, oracle_actions):
     (tmp_path / "empty").mkdir()
-    assert_clean_error(vid2act("oracle", tmp_path / "empty", "--out", tmp_path / "a.json"), 1, "no scene.json")
-    assert_clean_error(vid2act("execute", oracle_actions, "--scene", tmp_path / "nowhere", "--out", tmp_path / "r"),
+    assert_clean_error(vid2act_process("oracle", tmp_path / "empty", "--out", tmp_path / "a.json"), 1, "no scene.json")
+    assert_clean_error(vid2act_process("execute", oracle_actions, "--scene", tmp_path / "nowhere", "--out", tmp_path / "r"),
                        1, "does not exist")
 
 
@@ -193,12 +193,12 @@ def write_actions(tmp_path, oracle_actions, edit) -> str:
 ])
 def test_bad_actions_are_refused(tmp_path, scene_dir, oracle_actions, edit, fragment):
     path = write_actions(tmp_path, oracle_actions, edit)
-    assert_clean_error(vid2act("execute", path, "--scene", scene_dir, "--out", tmp_path / "r"), 1, fragment)
+    assert_clean_error(vid2act_process("execute", path, "--scene", scene_dir, "--out", tmp_path / "r"), 1, fragment)
     assert not (tmp_path / "r").exists()
 
 
 def test_debug_shows_the_traceback(tmp_path):
     (tmp_path / "empty").mkdir()
-    run = vid2act("oracle", tmp_path / "empty", "--out", tmp_path / "a.json",
+    run = vid2act_process("oracle", tmp_path / "empty", "--out", tmp_path / "a.json",
                   env={**__import__("os").environ, "VID2ACT_DEBUG": "1"})
     assert run.code == 1 and "Traceback" in run.stderr

@@ -3,6 +3,7 @@ held-out split, the frames in memory and their normalization, checkpoints, and t
 goes. Each loop itself stays in its own file, readable top to bottom."""
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Callable
@@ -36,6 +37,11 @@ def make_accelerator(device: str, mixed_precision: str = "no", report_to: str = 
         raise UsageError("--mixed-precision fp16 needs a GPU; on a CPU use bf16")
     check_report_to(report_to)
     trackers = {} if report_to == "none" else {"log_with": report_to, "project_dir": str(Path(run) / "logs")}
+    from accelerate.state import AcceleratorState
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        # accelerate keeps the first run's precision for the whole process and refuses another: a second run
+        # in one process (a notebook, the tests) starts the state afresh; the process group stays
+        AcceleratorState._reset_state()
     return Accelerator(cpu=device == "cpu", mixed_precision=mixed_precision, **trackers)
 
 
@@ -56,22 +62,38 @@ def cosine_step(optimizer, loss, peak_lr: float, step: int, steps: int) -> None:
     optimizer.step()
 
 
-def start_run(accelerator, run: Path, resume: bool, force: bool, on_message: Callable[[str], None]):
-    """Make and lock the run folder on the main process: an existing run needs --resume (continue) or --force
-    (start over), and a run another training is writing is refused. Returns the lock (None elsewhere):
-    it is held until the process ends or the caller closes it."""
-    lock = None
+_run_locks: list = []  # the run folders' locks that the training functions running now took
+
+
+def releases_run_lock(train: Callable) -> Callable:
+    """Close the run folder's lock that `train` took (start_run) when it returns or raises. Left to the garbage
+    collector, a lock outlives its function whenever a traceback keeps the frame alive, and the next run in the
+    same process (a notebook, the tests) is refused as if another training were writing the folder."""
+    @functools.wraps(train)
+    def wrapper(*args, **kwargs):
+        held = len(_run_locks)
+        try:
+            return train(*args, **kwargs)
+        finally:
+            while len(_run_locks) > held:
+                _run_locks.pop().close()
+    return wrapper
+
+
+def start_run(accelerator, run: Path, resume: bool, force: bool, on_message: Callable[[str], None]) -> None:
+    """Make and lock the run folder on the main process (for a function decorated with releases_run_lock): an
+    existing run needs --resume (continue) or --force (start over), and a run another training is writing is
+    refused."""
     if accelerator.is_main_process:
         if run.exists() and any(p.name != LOCK_FILE for p in run.iterdir()) and not resume and not force:
             raise UsageError(f"{run} already exists; pass --resume to continue it or --force to start over")
-        lock = lock_folder(run, "train")
+        _run_locks.append(lock_folder(run, "train"))
         if force and not resume:
             clear_folder(run)
         recover_leftovers(run)  # a run killed while it wrote a checkpoint or its model
         if resume and not (run / CHECKPOINT).exists():
             on_message(f"no checkpoint in {run} yet: starting from step 0")
     accelerator.wait_for_everyone()
-    return lock
 
 
 WATCHING = ("report_to",)  # settings that change how a run is watched, not what it computes

@@ -24,7 +24,7 @@ from vid2act.errors import UsageError
 from vid2act.idm.model import (IDMArchitecture, InverseDynamicsModel, load_idm, predict_actions, save_idm,
                                window_offsets)
 from vid2act.training import (CHECKPOINT, Curves, FrameStore, held_out_split, learning_rate, load_checkpoint,
-                              make_accelerator, save_checkpoint, shard, start_run)
+                              make_accelerator, releases_run_lock, save_checkpoint, shard, start_run)
 
 
 
@@ -134,6 +134,7 @@ def read_drawn(model: InverseDynamicsModel, drawn: dict, device) -> dict:
 
 
 # --- the loop ---------------------------------------------------------------------------------------------
+@releases_run_lock
 def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
           on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
           on_message: Callable[[str], None] = lambda text: None) -> dict:
@@ -149,7 +150,7 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
         raise UsageError(f"--init-from {config.init_from} has another architecture ({source.architecture}); "
                          f"give the same --head, --modalities, --context and --width")
     planner = load_reading_planner(config, architecture) if config.planner else None
-    run_lock = start_run(accelerator, run, resume, force, on_message)  # held until this function ends
+    start_run(accelerator, run, resume, force, on_message)  # locked until this function returns
 
     # Data: every frame in memory, the last episodes held out for validation.
     data = FrameData(dataset, shard(train_episodes, accelerator), architecture)

@@ -28,7 +28,8 @@ from vid2act.files import output_dir, replace_path, write_json, write_video
 from vid2act.sim.world import Camera
 from vid2act.spec import ACTION_SPACE
 from vid2act.training import (CHECKPOINT, Curves, FrameStore, config_json, cosine_step, held_out_split,
-                              learning_rate, load_checkpoint, make_accelerator, save_checkpoint, shard, start_run)
+                              learning_rate, load_checkpoint, make_accelerator, releases_run_lock, save_checkpoint,
+                              shard, start_run)
 from vid2act.video import sketch, text
 from vid2act.video.grounding import (GROUNDING_TYPE, GroundingNet, GroundingShape, demo_pixels,
                                      demo_points, heatmaps, load_grounding, locate, place_loss,
@@ -363,6 +364,7 @@ def validate(pipe: VideoPlannerPipeline, data: ClipData, config: VideoTrainConfi
 
 
 # --- the loop ---------------------------------------------------------------------------------------------
+@releases_run_lock
 def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
           on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
           on_message: Callable[[str], None] = lambda text: None) -> dict:
@@ -376,7 +378,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     early.check_levels(len(config.widths))
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
     source = init_source(config, early) if config.init_from else None  # checked before the run folder exists
-    run_lock = start_run(accelerator, run, resume, force, on_message)  # held until this function ends
+    start_run(accelerator, run, resume, force, on_message)  # locked until this function returns
 
     # Data: every frame of this process's shard in memory at the plan's size (full size for validation), the
     # last episodes held out.
