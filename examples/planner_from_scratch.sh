@@ -5,7 +5,7 @@
 #   MIXED=bf16 bash examples/planner_from_scratch.sh [OUT_DIR] [EPISODES] [STEPS]
 # MIXED=bf16 (bf16 autocast) pays on CPUs with AMX or AVX512-BF16 and on GPUs; leave it unset elsewhere
 # (emulated, it is many times slower). With the defaults (2000 episodes, 2500 steps at batch 32) this is
-# the first of the three runs models/planner-rgbd was trained with (its model card has the others; that
+# the first of the four runs models/planner-rgbd was trained with (its model card has the others; that
 # first run predates --moving-weight and trained with 0): about an hour on 2 CPU cores, then 10 minutes for
 # the reader. Kill it any time and run it again: collection and
 # training resume.
