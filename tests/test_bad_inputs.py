@@ -1,9 +1,9 @@
 """Bad input, faults and interruptions, command by command: a table of cases, each checking the promise.
 
-Every case runs the real command line in this process (typer's CliRunner, so the table stays fast) in a
-workspace of its own, and asserts: the exit code (2 bad usage, 1 a runtime error), one line on stderr that
-names the problem and is not the internal-bug line, nothing on stdout, and the workspace exactly as it was
-(no partial output, no temporary file, no empty run folder). Interruptions and concurrent writers run as
+Every case runs the real command line in this process (conftest's `vid2act`, typer's CliRunner, so the table
+stays fast) in a workspace of its own, and asserts: the exit code (2 bad usage, 1 a runtime error), one line on
+stderr that names the problem and is not the internal-bug line, nothing on stdout, and the workspace exactly as
+it was (no partial output, no temporary file, no empty run folder). Interruptions and concurrent writers run as
 real processes below the table."""
 from __future__ import annotations
 
@@ -21,11 +21,9 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from conftest import vid2act
 from vid2act.cli.common import BUG_MARKER
-from vid2act.cli.main import app
 
 LONG = "n" * 300
 
@@ -362,11 +360,11 @@ def test_bad_input_is_one_clean_line_and_leaves_nothing(case, shared):
     before = listing(ws)
     paths = {"ws": ws, "scene": shared / "shared-scene", "actions": shared / "shared-actions.json",
              "data": shared / "shared-data"}
-    result = CliRunner().invoke(app, [str(a) for a in case.args(paths)])
-    stderr = result.stderr
-    assert result.exit_code == case.code, (result.exit_code, stderr, result.exception)
+    run = vid2act(*case.args(paths))
+    stderr = run.stderr
+    assert run.code == case.code, (run.code, stderr)
     assert case.says in stderr, stderr
-    assert BUG_MARKER not in stderr and result.stdout == "", stderr
+    assert BUG_MARKER not in stderr and run.stdout == "", stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert listing(ws) == before, "the command left something behind"
 
@@ -381,17 +379,17 @@ def test_the_table_covers_every_command():
 # --- faults the environment causes: one line, exit 1, not a bug ----------------------------------------------------
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
 def test_a_full_or_read_only_destination_is_named_not_reported_as_a_bug(code, shared, monkeypatch, tmp_path):
-    import vid2act.files
-    real = vid2act.files.write_bytes
+    import vid2act.files as files
+    real = files.write_bytes
 
     def failing(path, data, replace=True):
         raise OSError(code, os.strerror(code), str(path))
 
-    monkeypatch.setattr(vid2act.files, "write_bytes", failing)
-    result = CliRunner().invoke(app, ["oracle", str(shared / "shared-scene"), "--out", str(tmp_path / "a.json")])
-    monkeypatch.setattr(vid2act.files, "write_bytes", real)
-    assert result.exit_code == 1, result.stderr
-    assert os.strerror(code) in result.stderr and BUG_MARKER not in result.stderr
+    monkeypatch.setattr(files, "write_bytes", failing)
+    run = vid2act("oracle", shared / "shared-scene", "--out", tmp_path / "a.json")
+    monkeypatch.setattr(files, "write_bytes", real)
+    assert run.code == 1, run.stderr
+    assert os.strerror(code) in run.stderr and BUG_MARKER not in run.stderr
     assert list(tmp_path.iterdir()) == []
 
 
