@@ -161,7 +161,8 @@ def broken_scene(tmp_path, scene_dir, edit):
 ])
 def test_corrupt_scene_is_refused(tmp_path, scene_dir, oracle_actions, edit, fragment):
     folder = broken_scene(tmp_path, scene_dir, edit)
-    assert_clean_error(vid2act_process("execute", oracle_actions, "--scene", folder, "--out", tmp_path / "r"), 1, fragment)
+    assert_clean_error(vid2act_process("execute", oracle_actions, "--scene", folder, "--out", tmp_path / "r"), 1,
+                       fragment)
     assert_clean_error(vid2act_process("oracle", folder, "--out", tmp_path / "a.json"), 1, fragment)
     assert not (tmp_path / "r").exists() and not (tmp_path / "a.json").exists()
 
@@ -169,8 +170,8 @@ def test_corrupt_scene_is_refused(tmp_path, scene_dir, oracle_actions, edit, fra
 def test_missing_scene_is_refused(tmp_path, oracle_actions):
     (tmp_path / "empty").mkdir()
     assert_clean_error(vid2act_process("oracle", tmp_path / "empty", "--out", tmp_path / "a.json"), 1, "no scene.json")
-    assert_clean_error(vid2act_process("execute", oracle_actions, "--scene", tmp_path / "nowhere", "--out", tmp_path / "r"),
-                       1, "does not exist")
+    assert_clean_error(vid2act_process("execute", oracle_actions, "--scene", tmp_path / "nowhere",
+                                       "--out", tmp_path / "r"), 1, "does not exist")
 
 
 def write_actions(tmp_path, oracle_actions, edit) -> str:
