@@ -17,7 +17,7 @@ observation, info = env.reset(seed=seed, options={"split": "test"})
 policy.reset(env.unwrapped.scene)
 steps, done = 0, False
 while not done:
-    actions = policy.act(Observation(observation["pixels"], observation["depth"], steps))
+    actions = policy.act(Observation(observation["pixels"], observation["depth"], steps, observation["ee_target"]))
     if len(actions) == 0:  # the policy has nothing more to do
         break
     for action in actions:

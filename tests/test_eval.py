@@ -107,7 +107,7 @@ def test_the_policy_interface_drives_every_policy(tiny_planner):
             rgb, depth = env.world.render()
             steps, calls = 0, 0
             while steps < time_limit("reach") and calls < 50:
-                actions = policy.act(Observation(rgb, depth, steps))
+                actions = policy.act(Observation(rgb, depth, steps, env.world.robot.ee_target.copy()))
                 calls += 1
                 if len(actions) == 0:
                     break
@@ -118,6 +118,30 @@ def test_the_policy_interface_drives_every_policy(tiny_planner):
             if name == "oracle":
                 assert env.is_success()
         assert steps > 0, name
+
+
+def test_plan_and_sketch_move_from_the_commanded_grasp_point(tiny_planner):
+    """Given the commanded grasp point, a chunk's first move heads from there to its first keyframe: moving the
+    known start by d changes the first keyframe's moves by -d / stride and nothing after; without it the
+    policy reads the start off the frame."""
+    from vid2act.policies import Observation, load_models, make_policy
+    from vid2act.sim.env import Env, make_scene
+    scene = make_scene("push", 1_000_001, "test")
+    with Env(scene) as env:
+        rgb, depth = env.world.render()
+        start = env.world.robot.ee_target.copy()
+    d = np.array([0.01, -0.02, 0.004])
+    for name in ("plan", "sketch"):
+        policy = make_policy(name, load_models(name, planner=str(tiny_planner)), steps=1, replan_every=8)
+        stride = policy.pipe.shape.stride
+        chunks = []
+        for known in (start, start + d, None):
+            policy.reset(scene)
+            chunks.append(policy.act(Observation(rgb, depth, 0, known)))
+        first, moved, read = chunks
+        assert np.allclose(moved[:stride, :3] - first[:stride, :3], -d / stride, atol=1e-9), name
+        assert np.allclose(moved[stride:], first[stride:]) and np.allclose(moved[:, 3], first[:, 3]), name
+        assert not np.allclose(read[:stride, :3], first[:stride, :3]), name  # read off the frame: another start
 
 
 @pytest.mark.parametrize("args, code, fragment", [

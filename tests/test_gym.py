@@ -39,6 +39,11 @@ def test_reset_builds_the_scene_of_vid2act_scene_byte_for_byte(tmp_path):
         assert info["instruction"] == scene["instruction"] and info["seed"] == seed and not info["is_success"]
         assert np.array_equal(env.render(), observation["pixels"])
         assert np.allclose(observation["agent_pos"][:3], scene["state"]["robot"]["ee_target"], atol=0.01)
+        assert np.array_equal(observation["ee_target"], scene["state"]["robot"]["ee_target"])
+        move = np.array([0.01, -0.02, 0.005, 1.0], np.float32)
+        after, *_ = env.step(move)  # each action moves the commanded grasp point by exactly its (dx, dy, dz)
+        assert np.allclose(after["ee_target"], observation["ee_target"] + move[:3].astype(np.float64), atol=1e-12)
+        assert env.observation_space.contains(after)
         env.close()
 
 

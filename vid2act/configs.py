@@ -111,7 +111,7 @@ class VideoTrainConfig:
     checkpoint_every: int = option(250, "Checkpoint every N steps.")
     sample_steps: int = option(4, "Denoising steps of the validation chunks.", advanced=True)
     sample_guidance: float = option(1.0, "Guidance scale of the validation chunks.", advanced=True)
-    grounding_steps: int = option(600, "Optimizer steps of the grounding net (trained first).")
+    grounding_steps: int = option(3000, "Optimizer steps of the grounding net (trained first).")
     grounding_batch_size: int = option(32, "Samples per step of the grounding net.", advanced=True)
     grounding_lr: float = option(1e-3, "Peak learning rate of the grounding net.", advanced=True)
     grounding_width: int = option(32, "Channels of the grounding net (a multiple of 8).", advanced=True)

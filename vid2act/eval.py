@@ -81,7 +81,8 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
         episode.beside.append(rgb)
         policy.reset(scene)
         while len(episode.actions) < limit:
-            actions = np.asarray(policy.act(Observation(rgb, depth, len(episode.actions))), dtype=np.float64)
+            observation = Observation(rgb, depth, len(episode.actions), env.world.robot.ee_target.copy())
+            actions = np.asarray(policy.act(observation), dtype=np.float64)
             if len(actions) == 0:
                 ended_by = "policy_done"
                 break

@@ -15,8 +15,10 @@ episode (Gymnasium's `check_env` determinism checks pass); `step(action)` is one
 holds (as panda-gym's do) or is truncated at eval's time limit. Out-of-bounds actions are refused with a
 clear error, as `execute` refuses them: vid2act never clips an action silently.
 
-Observations: `pixels` (uint8 H x W x 3), `depth` (float32 metres) and `agent_pos` (the grasp point in
-metres and the gripper command in force, 0 open ... 1 closed)."""
+Observations: `pixels` (uint8 H x W x 3), `depth` (float32 metres), `agent_pos` (the grasp point in
+metres and the gripper command in force, 0 open ... 1 closed) and `ee_target` (float64 metres: the commanded
+grasp point, where the controller drives the arm and what every action moves; the measured grasp point lags
+it while the arm moves or presses on something)."""
 from __future__ import annotations
 
 import gymnasium
@@ -51,7 +53,8 @@ class TaskEnv(gymnasium.Env):
             "pixels": spaces.Box(0, 255, (h, w, 3), np.uint8),
             "depth": spaces.Box(0.0, Camera.far, (h, w), np.float32),
             "agent_pos": spaces.Box(np.r_[WORKSPACE_LOW - 0.1, 0.0].astype(np.float32),
-                                    np.r_[WORKSPACE_HIGH + 0.1, 1.0].astype(np.float32), dtype=np.float32)})
+                                    np.r_[WORKSPACE_HIGH + 0.1, 1.0].astype(np.float32), dtype=np.float32),
+            "ee_target": spaces.Box(WORKSPACE_LOW - 0.1, WORKSPACE_HIGH + 0.1, dtype=np.float64)})
         self._env = None
         self._frame = None
 
@@ -108,7 +111,8 @@ class TaskEnv(gymnasium.Env):
         robot = self._env.world.robot
         rgb, depth = self._frame
         return {"pixels": rgb.copy(), "depth": depth.copy(),
-                "agent_pos": np.r_[robot.ee_position(), robot.gripper].astype(np.float32)}
+                "agent_pos": np.r_[robot.ee_position(), robot.gripper].astype(np.float32),
+                "ee_target": robot.ee_target.astype(np.float64)}
 
     def _info(self, success: bool | None = None) -> dict:
         if success is None:
@@ -138,7 +142,8 @@ def run_policy(env_id: str, policy, seed: int, split: str = "test") -> tuple[boo
     steps, done = 0, False
     try:
         while not done:
-            actions = policy.act(Observation(observation["pixels"], observation["depth"], steps))
+            actions = policy.act(Observation(observation["pixels"], observation["depth"], steps,
+                                             observation["ee_target"]))
             if len(actions) == 0:
                 break
             for action in actions:

@@ -6,13 +6,14 @@
 as LeRobot's `select_action`, except that a policy may return a chunk of actions (a plan's next part) rather
 than one. The loop executes them, renders, and asks again; a policy never touches the world it acts in.
 
-- `PlanPolicy`: ground the instruction once, then draw a chunk from the real frame, read its actions with the
-  IDM, return the first `replan_every` of them (closed loop); with `replan_every` 0 one whole-task plan,
-  all of its actions (UniPi's open loop). A chunk that holds still (the planner shows nothing more to do)
+- `PlanPolicy`: ground the instruction once, then draw a chunk from the real frame, read its keyframes' grasp
+  points with the IDM, move from the commanded grasp point to them, return the first `replan_every` actions
+  (closed loop); with `replan_every` 0 one whole-task plan, all of its actions, read from its frames alone
+  as `vid2act translate` reads a plan (UniPi's open loop). A chunk that holds still (the planner shows nothing more to do)
   is drawn again with new noise, up to `STILL_PATIENCE` times in a row, before the policy says it is done;
   each such chunk is counted (`stats()["still_plans"]`).
 - `SketchPolicy`: the planner's sketch executed without drawing: the grasp points and gripper it marks for
-  the chunk's keyframes become the actions, from the IDM's reading of the real frame (the planner's ceiling,
+  the chunk's keyframes become the actions, from the commanded grasp point (the planner's ceiling,
   were the UNet to draw exactly what it is asked to; as gt-video is the IDM's).
 - `GroundTruthVideoPolicy`: the oracle's own rollout video, read by the IDM (the IDM's ceiling).
 - `OraclePolicy`: the scripted expert. It reads the world, so it replays the expert's actions from a
@@ -42,6 +43,10 @@ class Observation:
     rgb: np.ndarray  # uint8 [H, W, 3], the camera's current frame
     depth: np.ndarray  # float32 [H, W], metres
     steps: int  # actions executed so far in this episode
+    # [3] metres: the commanded grasp point, the controller's set point that every action moves. The robot
+    # knows it (it is the start's plus every move since); None where it is unknown, and the policies read it
+    # off the frame instead.
+    ee_target: np.ndarray | None = None
 
 
 @dataclass
@@ -180,11 +185,13 @@ class PlanPolicy(Policy):
         self.seconds["generate"] += seconds
         return plan.rgb[0], (plan.depth[0] if plan.depth is not None else None), seconds, seed
 
-    def _translate(self, rgb, depth):
+    def _translate(self, rgb, depth, ee_target):
         from vid2act.idm.model import expand_keyframes, holds_still, keyframe_poses
         started = time.perf_counter()
         plan_depth = depth if self.idm.architecture.modalities == "rgbd" else None
         points, grips = keyframe_poses(self.idm, rgb, plan_depth, self.device)
+        if ee_target is not None:  # where the arm is commanded to be is known; reading it off the frame adds error
+            points[0] = ee_target
         actions, heading = expand_keyframes(points, grips, self.pipe.shape.stride)
         self.seconds["translate"] += time.perf_counter() - started
         return actions, heading, holds_still(actions)
@@ -195,7 +202,7 @@ class PlanPolicy(Policy):
             return np.zeros((0, 4))
         while self.still_run < STILL_PATIENCE:
             rgb, depth, seconds, seed = self._draw(observation, whole)
-            actions, heading, still = self._translate(rgb, depth)
+            actions, heading, still = self._translate(rgb, depth, None if whole else observation.ee_target)
             self.plans.append(PlanRecord(rgb, depth, seconds, observation.steps, seed, still and not whole))
             if whole or not still:
                 self.still_run = 0
@@ -236,6 +243,8 @@ class SketchPolicy(Policy):
         started = time.perf_counter()
         idm_depth = observation.depth[None] if self.idm.architecture.modalities == "rgbd" else None
         now, grip = keyframe_poses(self.idm, observation.rgb[None], idm_depth, self.device)
+        if observation.ee_target is not None:
+            now = np.asarray(observation.ee_target, dtype=np.float64)[None]
         actions, _ = expand_keyframes(np.concatenate([now, targets]), np.concatenate([grip, closed]), shape.stride)
         self.seconds["translate"] += time.perf_counter() - started
         self.sketches += 1
