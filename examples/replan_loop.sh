@@ -2,8 +2,9 @@
 # Closed-loop replanning in plain bash: plan from what the camera sees, execute K actions, write the state
 # reached as a new scene, plan again from its real frame, until the planner's plan holds still or a
 # step budget runs out. `vid2act eval --replan-every K` does the same inside one process, with chunks
-# (here each round draws a whole-task plan and runs its first K actions, and the instruction is grounded
-# anew in each round's frame; eval grounds it once, in the first).
+# (here each round draws a whole-task plan and runs its first K actions, the instruction is grounded anew in
+# each round's frame, and translate reads the grasp point the plan starts from off its first frame; eval
+# grounds once, in the first frame, and starts each chunk from the commanded grasp point the robot reports).
 #   bash examples/replan_loop.sh [TASK] [SEED] [K] [OUT_DIR]
 set -euo pipefail
 task=${1:-pick_place}
