@@ -1,5 +1,6 @@
 """The evaluation harness, replanning from real frames, execute's stop-and-continue, and the demo's wiring."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,6 +89,8 @@ def test_open_loop_draws_one_whole_plan(tiny_planner, tmp_path):
     planner = json.loads((tiny_planner / "planner.json").read_text())
     with np.load(tmp_path / "ev" / record["folder"] / "plans" / "00" / "frames.npz") as frames:
         assert len(frames["rgb"]) == planner["horizon"] + 1
+    plan = json.loads((tmp_path / "ev" / record["folder"] / "plans" / "00" / "plan.json").read_text())
+    assert Path(plan["scene"]) == tmp_path / "ev" / record["folder"] / "scene" and Path(plan["scene"]).is_dir()
 
 
 def test_the_policy_interface_drives_every_policy(tiny_planner):

@@ -111,7 +111,8 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
     write_json(folder / "actions.json", actions_document(actions, source))
     for k, plan in enumerate(getattr(policy, "plans", [])):
         document = plan_document(models.planner, config.planner, scene["instruction"], config.steps, config.guidance,
-                                 plan.seed, 1, plan.seconds, scene, folder / "scene", len(plan.rgb) - 1)
+                                 plan.seed, 1, plan.seconds, scene, Path(config.out) / relative / "scene",
+                                 len(plan.rgb) - 1)  # where the scene is once the output folder is in place
         with output_dir(folder / "plans" / f"{k:02d}", force=True) as tmp:
             write_plan(tmp, {**document, "after_actions": plan.after_actions, "still": plan.still},
                        [(plan.rgb, plan.depth)])
