@@ -9,9 +9,9 @@ than one. The loop executes them, renders, and asks again; a policy never touche
 - `PlanPolicy`: ground the instruction once, then draw a chunk from the real frame, read its keyframes' grasp
   points with the IDM, move from the commanded grasp point to them, return the first `replan_every` actions
   (closed loop); with `replan_every` 0 one whole-task plan, all of its actions, read from its frames alone
-  as `vid2act translate` reads a plan (UniPi's open loop). A chunk that holds still (the planner shows nothing more to do)
-  is drawn again with new noise, up to `STILL_PATIENCE` times in a row, before the policy says it is done;
-  each such chunk is counted (`stats()["still_plans"]`).
+  as `vid2act translate` reads a plan (UniPi's open loop). A chunk that holds still (the planner shows
+  nothing more to do) is drawn again with new noise, up to `STILL_PATIENCE` times in a row, before the
+  policy says it is done; each such chunk is counted (`stats()["still_plans"]`).
 - `SketchPolicy`: the planner's sketch executed without drawing: the grasp points and gripper it marks for
   the chunk's keyframes become the actions, from the commanded grasp point (the planner's ceiling,
   were the UNet to draw exactly what it is asked to; as gt-video is the IDM's).
