@@ -123,6 +123,20 @@ def test_the_policy_interface_drives_every_policy(tiny_planner):
         assert steps > 0, name
 
 
+def test_replanning_never_cuts_the_still_frames_after_a_gripper_change():
+    """A cut at or inside the still frames after a gripper change moves to their end; elsewhere it stays."""
+    from vid2act.idm.model import GRIPPER_SETTLE_FRAMES as SETTLE
+    from vid2act.idm.model import expand_keyframes
+    from vid2act.policies import executed
+    points = np.array([[0.5, 0.0, 0.10], [0.5, 0.0, 0.02], [0.5, 0.0, 0.10], [0.5, 0.1, 0.10], [0.6, 0.1, 0.10]])
+    actions, _ = expand_keyframes(points, np.array([0.0, 1.0, 1.0, 1.0, 1.0]), stride=4)  # close after 4 moves
+    assert [executed(actions, n) for n in (3, 4, 6, 4 + SETTLE, 4 + SETTLE + 2)] == [3, 4 + SETTLE, 4 + SETTLE,
+                                                                                   4 + SETTLE, 4 + SETTLE + 2]
+    assert executed(actions, 100) == len(actions)
+    still = np.zeros((16, 4))
+    assert executed(still, 8) == 8
+
+
 def test_plan_and_sketch_move_from_the_commanded_grasp_point(tiny_planner):
     """Given the commanded grasp point, a chunk's first move heads from there to its first keyframe: moving the
     known start by d changes the first keyframe's moves by -d / stride and nothing after; without it the

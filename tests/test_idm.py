@@ -282,6 +282,24 @@ def test_complementary_filter_follows_moves_and_does_not_drift():
     assert np.allclose(complementary_filter(truth, np.diff(truth, axis=0, append=truth[-1:]), 0.5), truth)
 
 
+def test_the_gripper_acts_at_the_lower_of_two_keyframes():
+    """Down to a grasp: move, then close. A release drawn with the arm already rising: open where it is, then
+    rise (rising first would carry the object away, and the next chunk would draw the release again)."""
+    from vid2act.idm.model import GRIPPER_SETTLE_FRAMES as SETTLE
+    from vid2act.idm.model import expand_keyframes
+    points = np.array([[0.5, 0.0, 0.10], [0.5, 0.0, 0.02], [0.5, 0.0, 0.02], [0.5, 0.1, 0.10], [0.5, 0.1, 0.20]])
+    actions, heading = expand_keyframes(points, np.array([0.0, 1.0, 1.0, 1.0, 0.0]), stride=4)
+    assert len(actions) == 4 * 4 + 2 * SETTLE
+    grasp = actions[:4 + SETTLE]
+    assert np.allclose(grasp[:4, :3], [0.0, 0.0, -0.02]) and (grasp[:4, 3] == 0).all()  # down open, then close
+    assert (grasp[4:, :3] == 0).all() and (grasp[4:, 3] == 1).all()
+    release = actions[-(SETTLE + 4):]  # keyframe 4 is higher than keyframe 3: open at 3, then rise open
+    assert (release[:SETTLE, :3] == 0).all() and (release[:, 3] == 0).all()
+    assert np.allclose(release[SETTLE:, :3], [0.0, 0.0, 0.025])
+    assert np.allclose(points[0] + actions[:, :3].sum(0), points[-1])
+    assert heading.tolist() == [1] * (4 + SETTLE) + [2] * 4 + [3] * 4 + [3] * SETTLE + [4] * 4
+
+
 def test_windows_are_held_at_the_episode_ends():
     """The one clamp every trainer and the IDM's reader use: numpy and torch alike, per episode."""
     import torch

@@ -38,6 +38,26 @@ def time_limit(task_name: str) -> int:
     return int(TIME_LIMIT_FACTOR * get_task(task_name).max_steps)
 
 
+def executed(actions: np.ndarray, count: int) -> int:
+    """How many of a chunk's actions to execute before drawing the next: `count`, or more where that would
+    cut the still frames after a gripper change short (measured: replanning every 4 actions, a grasp was cut
+    off every time and drawn again from a frame where it had not happened yet, over and over)."""
+    end = min(count, len(actions))
+    if end == len(actions):
+        return end
+    grip = actions[end, 3]
+    start = end  # where the still frames that the cut falls into (or right before) begin
+    while start > 0 and actions[start - 1, 3] == grip and not actions[start - 1, :3].any():
+        start -= 1
+    if start == 0 or actions[start - 1, 3] == grip:  # no gripper change there
+        return end
+    from vid2act.idm.model import GRIPPER_SETTLE_FRAMES
+    while (end < len(actions) and end - start < GRIPPER_SETTLE_FRAMES and actions[end, 3] == grip
+           and not actions[end, :3].any()):
+        end += 1
+    return end
+
+
 @dataclass
 class Observation:
     rgb: np.ndarray  # uint8 [H, W, 3], the camera's current frame
@@ -206,7 +226,7 @@ class PlanPolicy(Policy):
             self.plans.append(PlanRecord(rgb, depth, seconds, observation.steps, seed, still and not whole))
             if whole or not still:
                 self.still_run = 0
-                count = len(actions) if whole else self.replan_every
+                count = len(actions) if whole else executed(actions, self.replan_every)
                 self.preview = rgb[heading[:count]]
                 return actions[:count]
             self.still_run += 1
@@ -248,7 +268,7 @@ class SketchPolicy(Policy):
         actions, _ = expand_keyframes(np.concatenate([now, targets]), np.concatenate([grip, closed]), shape.stride)
         self.seconds["translate"] += time.perf_counter() - started
         self.sketches += 1
-        return actions[: self.replan_every]
+        return actions[: executed(actions, self.replan_every)]
 
     def stats(self):
         return {"sketches": self.sketches}

@@ -171,13 +171,21 @@ def keyframe_poses(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndarr
 def expand_keyframes(points: np.ndarray, grips: np.ndarray, stride: int,
                      settle: int = GRIPPER_SETTLE_FRAMES) -> tuple[np.ndarray, np.ndarray]:
     """Actions [N, 4] from keyframe grasp points [K, 3] and gripper commands [K], and for each action the
-    keyframe it heads for (to show a plan beside the rollout it caused)."""
+    keyframe it heads for (to show a plan beside the rollout it caused). Where the gripper command changes
+    between two keyframes, it changes at the lower of the two: grasps and releases happen at the bottom of a
+    move, and keyframes `stride` frames apart often show the arm already rising with the new command (moving
+    up first and releasing after would carry the object away again)."""
     actions, heading = [], []
     for k in range(len(points) - 1):
         move = (points[k + 1] - points[k]) / stride
+        changes = grips[k + 1] != grips[k]
+        if changes and points[k + 1][2] > points[k][2]:  # rising: act here, then move
+            actions += [[0.0, 0.0, 0.0, grips[k + 1]]] * settle + [[*move, grips[k + 1]]] * stride
+            heading += [k] * settle + [k + 1] * stride
+            continue
         actions += [[*move, grips[k]]] * stride
         heading += [k + 1] * stride
-        if grips[k + 1] != grips[k]:
+        if changes:
             actions += [[0.0, 0.0, 0.0, grips[k + 1]]] * settle
             heading += [k + 1] * settle
     return np.asarray(actions, dtype=np.float64).reshape(-1, 4), np.asarray(heading, dtype=np.int64)
