@@ -39,22 +39,15 @@ def time_limit(task_name: str) -> int:
 
 
 def executed(actions: np.ndarray, count: int) -> int:
-    """How many of a chunk's actions to execute before drawing the next: `count`, or more where that would
-    cut the still frames after a gripper change short (measured: replanning every 4 actions, a grasp was cut
-    off every time and drawn again from a frame where it had not happened yet, over and over)."""
-    end = min(count, len(actions))
-    if end == len(actions):
-        return end
-    grip = actions[end, 3]
-    start = end  # where the still frames that the cut falls into (or right before) begin
-    while start > 0 and actions[start - 1, 3] == grip and not actions[start - 1, :3].any():
-        start -= 1
-    if start == 0 or actions[start - 1, 3] == grip:  # no gripper change there
-        return end
+    """How many of a chunk's actions to execute before drawing the next: `count`, or up to the end of the
+    still frames that follow a gripper change at or before it (measured: replanning every 4 actions cut every
+    grasp off, and the next chunk, drawn from a frame where it had not happened yet, asked for it again)."""
     from vid2act.idm.model import GRIPPER_SETTLE_FRAMES
-    while (end < len(actions) and end - start < GRIPPER_SETTLE_FRAMES and actions[end, 3] == grip
-           and not actions[end, :3].any()):
-        end += 1
+    end = min(count, len(actions))
+    last = min(end, len(actions) - 1)  # a change at `end` itself counts: the cut would fall right before it
+    changes = np.flatnonzero(actions[1:last + 1, 3] != actions[:last, 3]) + 1
+    if len(changes):
+        end = max(end, min(int(changes[-1]) + GRIPPER_SETTLE_FRAMES, len(actions)))
     return end
 
 
