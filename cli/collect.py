@@ -21,6 +21,12 @@ def collect(
     image_size: str = typer.Option("48x64", "--image-size", help=IMAGE_SIZE_HELP),
     previews: bool = typer.Option(False, "--previews", help="Also write an mp4 per episode (for eyes)."),
     force: bool = typer.Option(False, "--force", "-f", help="Delete the folder and start over."),
+    recover: str = typer.Option("", "--recover", help="Recovery episodes: this policy (plan, sketch, bc or random) "
+                                                      "acts first, for a random number of actions, then the expert "
+                                                      "finishes from where it left the scene."),
+    planner: str = typer.Option("default", "--planner", help="With --recover: planner folder or shipped name."),
+    idm: str = typer.Option("default", "--idm", help="With --recover: IDM folder or shipped name."),
+    bc: str = typer.Option("default", "--bc", help="With --recover bc: behavior-cloning folder or shipped name."),
 ) -> None:
     """Collect scripted expert demonstrations into a dataset folder. Prints the folder.
 
@@ -35,7 +41,8 @@ def collect(
     if names == ["all"]:
         names = list(TASKS)
     config = CollectConfig(tasks=tuple(names), episodes=episodes, split=split, seed=seed,
-                           image_size=parse_image_size(image_size), previews=previews)
+                           image_size=parse_image_size(image_size), previews=previews, recover=recover,
+                           planner=planner, idm=idm, bc=bc)
     columns = (TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with LazyProgress(*columns, total=episodes, rate="") as progress:
@@ -53,6 +60,7 @@ def collect(
 
         info = run(config, out, workers=workers, force=force, on_episode=on_episode, on_start=on_start)
     counts = info["counts"]
-    console.print(f"{counts['episodes']} episodes, {counts['frames']} frames in {out} "
-                  f"({counts['oracle_failures_skipped']} failed oracle seeds skipped)")
+    skipped = (f"{counts['seeds_passed_over']} seeds passed over: solved before the hand-over, or the expert failed"
+               if recover else f"{counts['oracle_failures_skipped']} failed oracle seeds skipped")
+    console.print(f"{counts['episodes']} episodes, {counts['frames']} frames in {out} ({skipped})")
     emit(str(out))

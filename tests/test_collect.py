@@ -124,3 +124,47 @@ def test_collect_refuses_a_folder_of_other_settings(dataset, tmp_path):
     (tmp_path / "stuff" / "notes.txt").write_text("x")
     run = vid2act("collect", "--tasks", "push", "--episodes", 2, "--out", tmp_path / "stuff")
     assert run.code == 2 and "not a vid2act dataset" in run.stderr
+
+
+def test_recovery_episodes_hand_over_to_the_expert(tmp_path):
+    """`--recover random`: the random policy acts first, the expert finishes from where it left the scene; the
+    stored episode replays to success and says where the expert took over."""
+    out = tmp_path / "rec"
+    run = vid2act("collect", "--tasks", "push,pick_place", "--episodes", 2, "--recover", "random", "--out", out)
+    assert run.code == 0, run.stderr
+    data = Dataset(out)
+    assert data.info["config"]["recover"] == "random" and "seeds_passed_over" in data.info["counts"]
+    for i in range(len(data)):
+        episode = data.episode(i)
+        start = data.expert_from(i)
+        assert 8 <= start < len(episode["actions"])
+        with Env(json.loads(episode["scene"])) as env:
+            before = env.run(episode["actions"][:start])
+            assert not before.success
+            assert env.run(episode["actions"][start:]).success
+
+
+@pytest.mark.parametrize("task", ["push", "pick_place", "stack"])
+def test_the_expert_finishes_from_any_state_of_its_own_demonstration(task):
+    """A recovery episode's expert starts wherever another policy stopped: mid-push, holding the object, or
+    with it dropped. From every tenth state of its own demonstration, a fresh expert finishes the task."""
+    from vid2act.sim.env import make_scene
+    scene = make_scene(task, 123, "train")
+    with Env(scene) as env:
+        actions = env.run_oracle().actions
+    for stop in range(5, len(actions), 10):
+        with Env(scene) as env:
+            env.run(actions[:stop])
+            assert env.run_oracle().success, (task, stop)
+
+
+def test_recover_bad_usage(tmp_path):
+    run = vid2act("collect", "--tasks", "push", "--episodes", 2, "--recover", "oracle", "--out", tmp_path / "d")
+    assert run.code == 2 and "--recover 'oracle': the policies to recover from are plan, sketch, bc, random" in run.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_recover_with_a_missing_planner_leaves_nothing(tmp_path):
+    run = vid2act("collect", "--tasks", "push", "--episodes", 2, "--recover", "sketch", "--planner", tmp_path / "none",
+                  "--out", tmp_path / "d")
+    assert run.code != 0 and str(tmp_path / "none") in run.stderr and not (tmp_path / "d").exists(), run.stderr

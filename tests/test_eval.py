@@ -259,3 +259,17 @@ def test_two_workers_give_the_same_records_as_one(tmp_path):
     one, two = (json.loads((tmp_path / f"w{w}" / "eval_info.json").read_text())["episodes"] for w in (1, 2))
     strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]
     assert strip(one) == strip(two)
+
+
+def test_bc_learns_recovery_episodes_from_the_expert_only(demos, tmp_path):
+    recovery = tmp_path / "rec"
+    assert vid2act("collect", "--tasks", "push", "--episodes", 2, "--recover", "random", "--out", recovery).code == 0
+    run = vid2act("train", "bc", "--data", demos, "--recovery", recovery, "--out", tmp_path / "bc", "--steps", 2,
+                  "--batch-size", 8, "--width", 8)
+    assert run.code == 0, run.stderr
+    from vid2act.data.dataset import Dataset
+    from vid2act.training import held_out_split
+    data, more = Dataset(demos), Dataset(recovery)
+    pairs = sum(len(data.episode(i, ("actions",))["actions"]) for i in held_out_split(data, 0.1, "")[0])
+    pairs += sum(len(more.episode(i, ("actions",))["actions"]) - more.expert_from(i) for i in range(len(more)))
+    assert f"{pairs} training pairs" in run.stderr

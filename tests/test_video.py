@@ -361,3 +361,35 @@ def test_moving_pixels_and_their_neighbours_weigh_more():
     assert torch.equal(weights[0, 1, 0], expected)
     assert (weights[0, [0, 2]] == 1).all() and (weights[1] == 1).all()
     assert (moving_pixels(change, 0.0) == 1).all()
+
+
+@pytest.fixture(scope="module")
+def recovery(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("video") / "recovery"
+    run = vid2act("collect", "--tasks", "push,stack", "--episodes", 2, "--recover", "random", "--out", out)
+    assert run.code == 0, run.stderr
+    return out
+
+
+def test_recovery_episodes_train_from_where_the_expert_took_over(planner, data, recovery, tmp_path):
+    """`--recovery`: the sketch and the UNet see its episodes, but no clip starts before the expert's first
+    frame, the grounding never reads them, and the open-loop horizon still comes from the demonstrations."""
+    from vid2act.data.dataset import Dataset
+    from vid2act.video.train import ClipData
+    clips = ClipData(Dataset(data), [0, 1], "rgbd", 2, (24, 32), (Dataset(recovery), [0, 1]))
+    assert clips.expert_from.tolist()[:2] == [0, 0] and min(clips.expert_from.tolist()[2:]) >= 8
+    assert clips.demonstrations.tolist() == [0, 1]
+    episodes = torch.arange(4).repeat(500)
+    first = clips.clip_starts(np.random.default_rng(0), episodes, 0.1)
+    assert (first >= clips.expert_from[episodes]).all() and (first < clips.lengths[episodes]).all()
+    assert (first == clips.expert_from[episodes]).any() and (first > clips.expert_from[episodes]).any()
+
+    run = vid2act("train", "video", "--data", data, "--recovery", recovery, "--out", tmp_path / "run", "--steps", 1,
+                  *TINY)
+    assert run.code == 0, run.stderr
+    info = json.loads((tmp_path / "run" / "planner.json").read_text())
+    assert info["dataset"]["recovery"] == {"path": str(recovery.resolve()), "episodes": 2}
+    assert info["horizon"] == json.loads((planner / "planner.json").read_text())["horizon"]
+    run = vid2act("train", "video", "--data", data, "--recovery", tmp_path / "none", "--out", tmp_path / "r2",
+                  "--steps", 1, *TINY)
+    assert run.code == 1 and "is not a vid2act dataset" in run.stderr and not (tmp_path / "r2").exists()

@@ -158,6 +158,10 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
     accelerator = make_accelerator(config.device, report_to=config.report_to, run=run)
     dataset = Dataset(config.data)  # checked before the run folder exists: a refusal leaves nothing
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
+    recovery = Dataset(config.recovery) if config.recovery else None
+    if recovery is not None and recovery.info["image_size"] != dataset.info["image_size"]:
+        raise UsageError(f"--recovery {config.recovery} holds frames of another size than --data {config.data}; "
+                         "collect both at one --image-size")
     planner = None
     if config.grounding:
         from vid2act.video.pipeline import load_planner
@@ -170,21 +174,26 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
     # Data: every (frame, action) pair of the training episodes in memory, the last episodes held out.
     grid = planner.shape.plan_size if planner is not None else (1, 1)
 
-    def load(episodes):
-        """The frames that have an action (`FrameStore`), the actions, each pair's prompt, and its episode's two
-        demonstrated places on the grid."""
+    def load(episodes, source=dataset):
+        """The frames that have an expert's action (`FrameStore`), the actions, each pair's prompt, and its
+        episode's two demonstrated places on the grid."""
         rgb, depth, actions, prompts, places = [], [], [], [], []
         for i in episodes:
-            e = dataset.episode(i, ("rgb", "depth", "actions", "instruction", "ee_target", "scene"))
-            rgb.append(e["rgb"][:-1])
-            depth.append(e["depth"][:-1])
-            actions.append(e["actions"])
-            prompts += [str(e["instruction"])] * len(e["actions"])
-            places.append(np.repeat(demo_pixels(e, grid)[None], len(e["actions"]), axis=0))
+            e = source.episode(i, ("rgb", "depth", "actions", "instruction", "ee_target", "scene"))
+            first = source.expert_from(i)
+            rgb.append(e["rgb"][first:-1])
+            depth.append(e["depth"][first:-1])
+            actions.append(e["actions"][first:])
+            prompts += [str(e["instruction"])] * len(actions[-1])
+            places.append(np.repeat(demo_pixels(e, grid)[None], len(actions[-1]), axis=0))
         return (FrameStore(rgb, depth), torch.from_numpy(np.concatenate(actions).astype(np.float32)), prompts,
                 torch.from_numpy(np.concatenate(places)).float())
 
     frames, actions, prompts, places = load(shard(train_episodes, accelerator))
+    if recovery is not None:
+        more = load(shard(list(range(len(recovery))), accelerator), recovery)
+        frames = FrameStore([frames.rgb, more[0].rgb], [frames.depth, more[0].depth])
+        actions, prompts, places = torch.cat([actions, more[1]]), prompts + more[2], torch.cat([places, more[3]])
     val = load(val_episodes)
     unique = sorted(set(prompts) | set(val[2]))
     sentences = text.encode(unique)["pooled"]

@@ -77,6 +77,8 @@ class IDMTrainConfig(FrameNetConfig):
 class VideoTrainConfig:
     data: str = option(help="Dataset folder (from `vid2act collect`).", short="-d")
     out: str = option(help="Run folder: grounding, sketch, checkpoints, samples, snapshots, the planner.", short="-o")
+    recovery: str = option("", "A dataset of recovery episodes (`vid2act collect --recover`) that the sketch and "
+                               "the UNet learn from too, from the frame where the expert took over.")
     modalities: str = option("rgbd", "rgb or rgbd (plans with metric depth).")
     stride: int = option(4, "Dataset frames between keyframes.")
     keyframes: int = option(4, "Keyframes per chunk, after the current frame.")
@@ -159,6 +161,8 @@ class VideoTrainConfig:
 @dataclass(frozen=True, kw_only=True)
 class BCTrainConfig(FrameNetConfig):
     hidden: int = option(256, "Features of the image and the instruction before the action head.", advanced=True)
+    recovery: str = option("", "A dataset of recovery episodes (`vid2act collect --recover`) learnt from too, from "
+                               "the frame where the expert took over.")
     grounding: str = option("", "A planner (folder or shipped name, e.g. default) whose grounding heatmaps BC "
                                 "reads beside the frame, as the planner does.")
 

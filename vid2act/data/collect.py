@@ -1,8 +1,13 @@
 """Scripted expert demonstrations, in parallel processes, resumable after any interruption.
 
 Episode i is fully decided by the configuration: task `tasks[i % len(tasks)]`, and seeds
-`first_seed(split) + seed + i * ATTEMPTS + attempt` tried in order until the oracle succeeds. So any number
-of workers, and any number of interruptions, give the same bytes."""
+`first_seed(split) + seed + i * attempts + attempt` tried in order until the oracle succeeds. So any number
+of workers, and any number of interruptions, give the same bytes.
+
+Recovery episodes (`recover`, DAgger's idea): a learnt policy acts first, for a number of actions drawn per
+attempt, and the expert takes over from the state it left; a seed the policy solves before the hand-over
+is passed over. The expert's part teaches a learner to come back from its own mistakes, which
+demonstrations that never make them cannot."""
 from __future__ import annotations
 
 import json
@@ -13,16 +18,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from vid2act import __version__
-from vid2act.data.dataset import (DATASET_FORMAT, dataset_stats, episode_path, read_episode, write_episode,
-                                  write_meta)
+from vid2act.data.dataset import (DATASET_FORMAT, EXPERT_FROM, dataset_stats, episode_path, read_episode,
+                                  write_episode, write_meta)
 from vid2act.errors import MAX_WORKERS, UsageError, Vid2ActError, check_range
 from vid2act.files import LOCK_FILE, clear_folder, load_json, lock_folder, write_video
-from vid2act.sim.env import Env, make_scene
+from vid2act.sim.env import Env, Rollout, make_scene
 from vid2act.sim.tasks import SEED_RANGES, SPLITS, TASKS, get_task, seed_range
 from vid2act.spec import ACTION_SPACE, FPS, FRAME_INTERVAL, TIMESTEP, image_size_problem
 
 ATTEMPTS = 4  # seeds reserved per episode, for the rare scene the oracle fails
+RECOVER_ATTEMPTS = 16  # and for a recovery episode, whose policy may solve the scene before the hand-over
+RECOVER_POLICIES = ("plan", "sketch", "bc", "random")
+FIRST_HANDOVER = 8  # the policy takes FIRST_HANDOVER to the task's max_steps actions before the expert
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +43,14 @@ class CollectConfig:
     seed: int = 0
     image_size: tuple[int, int] = (48, 64)
     previews: bool = False
+    recover: str = ""  # a policy that acts before the expert takes over; "" for plain demonstrations
+    planner: str = "default"  # that policy's models (as `vid2act eval` names them)
+    idm: str = "default"
+    bc: str = "default"
+
+    @property
+    def attempts(self) -> int:
+        return RECOVER_ATTEMPTS if self.recover else ATTEMPTS
 
     def check(self) -> None:
         for task in self.tasks:
@@ -41,10 +59,13 @@ class CollectConfig:
             raise UsageError("name at least one task")
         if self.episodes < 1:
             raise UsageError(f"--episodes must be at least 1, not {self.episodes}")
+        if self.recover and self.recover not in RECOVER_POLICIES:
+            raise UsageError(f"--recover {self.recover!r}: the policies to recover from are "
+                             f"{', '.join(RECOVER_POLICIES)}")
         first, last = seed_range(self.split)
-        if self.seed < 0 or first + self.seed + self.episodes * ATTEMPTS - 1 > last:
+        if self.seed < 0 or first + self.seed + self.episodes * self.attempts - 1 > last:
             raise UsageError(f"--seed {self.seed} with {self.episodes} episodes needs seeds beyond the {self.split} "
-                             f"split's range [{first}, {last}] ({ATTEMPTS} seeds per episode)")
+                             f"split's range [{first}, {last}] ({self.attempts} seeds per episode)")
         problem = image_size_problem(*self.image_size)
         if problem:
             raise UsageError(f"image size {self.image_size[0]}x{self.image_size[1]}: {problem}")
@@ -57,18 +78,81 @@ class CollectConfig:
         return {**asdict(self), "tasks": list(self.tasks), "image_size": list(self.image_size)}
 
 
+_POLICY: dict = {}  # in a process: the recovery policy, loaded once
+
+
+def _recovery_policy(config: CollectConfig):
+    key = (config.recover, config.planner, config.idm, config.bc)
+    if key not in _POLICY:
+        from vid2act.policies import load_policy
+        if _PARENT:  # a worker: one thread each, or the workers fight over the cores
+            import torch
+            torch.set_num_threads(1)
+        _POLICY.clear()
+        _POLICY[key] = load_policy(config.recover, config.planner, config.idm, config.bc)
+    return _POLICY[key]
+
+
+def join(parts: list[Rollout]) -> Rollout:
+    """Rollouts run one after another in one world, as one (each starts at the last one's final frame)."""
+    def cat(name):
+        return np.concatenate([getattr(parts[0], name)] + [getattr(p, name)[1:] for p in parts[1:]])
+    last = parts[-1]
+    return Rollout(rgb=cat("rgb"), depth=cat("depth"), actions=np.concatenate([p.actions for p in parts]),
+                   ee_pose=cat("ee_pose"), ee_target=cat("ee_target"), gripper_width=cat("gripper_width"),
+                   success=last.success, distances=last.distances)
+
+
+def handed_over(env: Env, policy, count: int) -> Rollout | None:
+    """The policy's first `count` actions in `env` (fewer if it stops), or None if it solves the task first."""
+    from vid2act.policies import Observation
+    low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
+    policy.reset(env.scene)
+    parts = [env.run([])]
+    steps = 0
+    while steps < count:
+        observation = Observation(parts[-1].rgb[-1], parts[-1].depth[-1], steps, env.world.robot.ee_target.copy())
+        actions = np.asarray(policy.act(observation), dtype=np.float64)
+        if len(actions) == 0:
+            break
+        parts.append(env.run(np.clip(actions.reshape(-1, 4), low, high)[: count - steps]))
+        steps += len(parts[-1].actions)
+        if env.is_success():
+            return None
+    return join(parts)
+
+
+def run_attempt(config: CollectConfig, task: str, scene: dict, index: int, attempt: int) -> tuple[Rollout | None, int]:
+    """One seed's episode (None if it is passed over) and the frame the expert took over at."""
+    with Env(scene) as env:
+        if not config.recover:
+            rollout = env.run_oracle()
+            return (rollout if rollout.success else None), 0
+        rng = np.random.default_rng([config.seed, index, attempt])
+        count = int(rng.integers(FIRST_HANDOVER, get_task(task).max_steps))
+        before = handed_over(env, _recovery_policy(config), count)
+        if before is None:
+            return None, 0
+        expert = env.run_oracle()
+        return (join([before, expert]) if expert.success else None), len(before.actions)
+
+
 def collect_episode(config: CollectConfig, root: Path, index: int) -> dict:
     """Make, run and store episode `index`; return its record."""
     task = config.tasks[index % len(config.tasks)]
-    first = seed_range(config.split)[0] + config.seed + index * ATTEMPTS
-    for attempt in range(ATTEMPTS):
+    first = seed_range(config.split)[0] + config.seed + index * config.attempts
+    for attempt in range(config.attempts):
         seed = first + attempt
         scene = make_scene(task, seed, config.split, config.image_size)
-        with Env(scene) as env:
-            rollout = env.run_oracle()
-        if rollout.success:
+        rollout, expert_from = run_attempt(config, task, scene, index, attempt)
+        if rollout is not None:
             break
     else:
+        if config.recover:
+            raise Vid2ActError(f"on all {config.attempts} seeds of episode {index} ({task}, {first}.."
+                               f"{first + config.attempts - 1}) the {config.recover} policy solved the task before "
+                               f"the hand-over or the expert then failed: nothing to recover from; leave {task} out "
+                               "of --tasks")
         raise Vid2ActError(f"the {task} oracle failed on all {ATTEMPTS} seeds of episode {index} "
                            f"({first}..{first + ATTEMPTS - 1}); this is a bug, please report it")
     if config.previews:  # before the episode: an episode file on disk means "done", preview included
@@ -77,7 +161,8 @@ def collect_episode(config: CollectConfig, root: Path, index: int) -> dict:
         "rgb": rollout.rgb, "depth": rollout.depth, "actions": rollout.actions, "ee_pose": rollout.ee_pose,
         "ee_target": rollout.ee_target, "gripper_width": rollout.gripper_width,
         "instruction": scene["instruction"], "task": task,
-        "split": config.split, "seed": seed, "scene": json.dumps(scene), "attempt": attempt})
+        "split": config.split, "seed": seed, "scene": json.dumps(scene), "attempt": attempt,
+        **({EXPERT_FROM: expert_from} if config.recover else {})})
     return {"index": index, "task": task, "seed": seed, "attempt": attempt, "frames": len(rollout.rgb)}
 
 
@@ -151,6 +236,8 @@ def collect(config: CollectConfig, root: Path, workers: int = 1, force: bool = F
     """Collect every missing episode of `config` into `root`, then write the statistics. Returns info."""
     config.check()
     check_range("--workers", workers, 1, MAX_WORKERS)
+    if config.recover:  # its models load (or are refused) before the folder exists
+        _recovery_policy(config)
     root = Path(root)
     todo, lock = prepare(config, root, force)
     try:
@@ -183,7 +270,7 @@ def finish(config: CollectConfig, root: Path) -> dict:
         retries += episode["attempt"]
     stats = dataset_stats(actions, targets, ACTION_SPACE["names"])
     counts = {"episodes": config.episodes, "frames": stats["frames"], "per_task": per_task,
-              "oracle_failures_skipped": retries}
+              "seeds_passed_over" if config.recover else "oracle_failures_skipped": retries}
     document = info(config, complete=True, counts=counts)
     write_meta(root, document, stats)
     return document

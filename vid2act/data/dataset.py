@@ -12,6 +12,9 @@ from vid2act.files import check_format, load_json, write_json, write_npz
 DATASET_FORMAT = "vid2act.dataset/1"
 EPISODE_KEYS = ("rgb", "depth", "actions", "ee_pose", "ee_target", "gripper_width", "instruction", "task",
                 "split", "seed", "attempt", "scene")
+# Optional: in a recovery episode (`collect --recover`), the first frame the expert acted from; the frames
+# before it are the policy's that was handed over from, and no training clip starts there.
+EXPERT_FROM = "expert_from"
 
 
 def window(first, offsets, length):
@@ -94,6 +97,11 @@ class Dataset:
 
     def episode(self, index: int, keys=EPISODE_KEYS) -> dict:
         return read_episode(self.paths[index], keys)
+
+    def expert_from(self, index: int) -> int:
+        """The first frame of episode `index` that the expert acted from (0 but in a recovery episode)."""
+        with np.load(self.paths[index], allow_pickle=False) as data:
+            return int(data[EXPERT_FROM]) if EXPERT_FROM in data.files else 0
 
 
 def write_meta(root: Path, info: dict, stats: dict | None = None) -> None:

@@ -44,11 +44,14 @@ class ClipData:
     embeddings, each episode's two demonstrated places (grid coordinates, and world metres to score), and
     each frame's sketch marks and gripper (`sketch.py`) with its commanded grasp point."""
 
-    def __init__(self, dataset: Dataset, episodes: list[int], modalities: str, scale: int, grid: tuple[int, int]):
+    def __init__(self, dataset: Dataset, episodes: list[int], modalities: str, scale: int, grid: tuple[int, int],
+                 recovery: tuple[Dataset, list[int]] | None = None):
         rgb, depth, prompts, pixels, points, tasks = [], [], [], [], [], []
-        marks, closed, grasp = [], [], []
-        for i in episodes:
-            episode = dataset.episode(i, ("rgb", "depth", "instruction", "task", "scene", "ee_target", "actions"))
+        marks, closed, grasp, expert_from = [], [], [], []
+        sources = [(dataset, i) for i in episodes] + ([(recovery[0], i) for i in recovery[1]] if recovery else [])
+        for source, i in sources:
+            episode = source.episode(i, ("rgb", "depth", "instruction", "task", "scene", "ee_target", "actions"))
+            expert_from.append(source.expert_from(i))
             scene = json.loads(episode["scene"])
             camera = Camera.from_json(scene["camera"])
             gripper = np.concatenate([[scene["state"]["robot"]["gripper"]], episode["actions"][:, 3]])
@@ -80,6 +83,18 @@ class ClipData:
         row = {p: k for k, p in enumerate(unique)}
         self.prompt_row = torch.tensor([row[p] for p in prompts])
         self.embeddings = text.encode(unique)
+        # A recovery episode's frames before its expert took over are another policy's: no clip starts there.
+        self.expert_from = torch.tensor(expert_from)
+        self.demonstrations = torch.nonzero(self.expert_from == 0)[:, 0]  # the expert's from the first frame
+
+    def clip_starts(self, rng: np.random.Generator, episodes: torch.Tensor, at_beginning: float) -> torch.Tensor:
+        """Each clip's first frame: its episode's first expert frame for a share `at_beginning` of the clips,
+        any expert frame for the rest."""
+        b = len(episodes)
+        expert = self.expert_from[episodes].numpy()
+        lengths = self.lengths[episodes].numpy() - expert
+        return torch.from_numpy(expert + np.where(rng.random(b) < at_beginning, 0,
+                                                  (rng.random(b) * lengths).astype(np.int64)))
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -134,9 +149,8 @@ def drawn_keyframes(pipe: VideoPlannerPipeline, dataset: Dataset, episodes: list
     for k in range(0, clips, batch):
         b = min(batch, clips - k)
         rows = torch.from_numpy(rng.integers(0, len(data), b))
-        lengths = data.lengths[rows].numpy()
-        first = np.where(rng.random(b) < beginning, 0, (rng.random(b) * lengths).astype(np.int64))
-        index = data.windows(rows, torch.from_numpy(first), shape.keyframes + 1, shape.stride)
+        first = data.clip_starts(rng, rows, beginning)
+        index = data.windows(rows, first, shape.keyframes + 1, shape.stride)
         depth = data.store.depth[index[:, 0]] if data.store.depth is not None else None
         full, small = pipe.frame_input(data.store.rgb[index[:, 0]], depth)
         heat = torch.cat([heatmaps(data.pixels[rows], grid, HEATMAP_SIGMA),
@@ -197,7 +211,9 @@ def train_grounding(config: VideoTrainConfig, data: ClipData, val_data: ClipData
     started = time.perf_counter()
     for step in range(config.grounding_steps):
         rng = np.random.default_rng([config.seed, step, 7])
-        episodes = torch.from_numpy(rng.integers(0, len(data), config.grounding_batch_size))
+        # A recovery episode's first frames are the expert's only in a demonstration.
+        episodes = data.demonstrations[torch.from_numpy(rng.integers(0, len(data.demonstrations),
+                                                                      config.grounding_batch_size))]
         first = torch.from_numpy(rng.integers(0, 3, config.grounding_batch_size))
         index = data.windows(episodes, first, 1, 1)[:, 0]
         prompt = data.prompt(episodes, "cpu")
@@ -283,9 +299,8 @@ def train_sketch(config: VideoTrainConfig, data: ClipData, val_data: ClipData, s
         rng = np.random.default_rng([config.seed, step, 11])
         b = config.sketch_batch_size
         episodes = torch.from_numpy(rng.integers(0, len(data), b))
-        lengths = data.lengths[episodes].numpy()
-        first = np.where(rng.random(b) < config.start_at_beginning, 0, (rng.random(b) * lengths).astype(np.int64))
-        frame, heat, prompt, index = sketch_inputs(data, episodes, torch.from_numpy(first), k, shape.stride,
+        first = data.clip_starts(rng, episodes, config.start_at_beginning)
+        frame, heat, prompt, index = sketch_inputs(data, episodes, first, k, shape.stride,
                                                    depth_mean, depth_std, rng, config.context_noise)
         logits, flags = net(frame, prompt["tokens"], prompt["mask"], heat)
         loss = (place_loss(logits, data.marks[index[:, 1:]].reshape(b, 2 * k, 2))
@@ -373,6 +388,11 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     accelerator = make_accelerator(config.device, config.mixed_precision, config.report_to, run)
     dataset = Dataset(config.data)  # before the run folder exists: a bad dataset leaves nothing behind
     image_size = tuple(dataset.info["image_size"])
+    recovery = Dataset(config.recovery) if config.recovery else None
+    if recovery is not None and tuple(recovery.info["image_size"]) != image_size:
+        raise UsageError(f"--recovery {config.recovery} holds {recovery.info['image_size'][0]}x"
+                         f"{recovery.info['image_size'][1]} frames and --data {config.data} "
+                         f"{image_size[0]}x{image_size[1]}; collect both at one --image-size")
     early = PlannerShape(config.keyframes, config.stride, config.modalities, image_size, config.scale, 1)
     early.check()
     early.check_levels(len(config.widths))
@@ -382,9 +402,10 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
 
     # Data: every frame of this process's shard in memory at the plan's size (full size for validation), the
     # last episodes held out.
-    data = ClipData(dataset, shard(train_episodes, accelerator), config.modalities, config.scale, early.plan_size)
+    data = ClipData(dataset, shard(train_episodes, accelerator), config.modalities, config.scale, early.plan_size,
+                    (recovery, shard(list(range(len(recovery))), accelerator)) if recovery else None)
     val_data = ClipData(dataset, val_episodes, config.modalities, 1, early.plan_size)  # chunks are scored as drawn
-    longest = int(data.lengths.max())
+    longest = int(data.lengths[data.demonstrations].max())  # a recovery episode is longer than a task needs
     horizon = config.horizon or math.ceil((longest - 1) / config.stride)
     shape = PlannerShape(config.keyframes, config.stride, config.modalities, image_size, config.scale, horizon)
     depth = data.store.depth_normalization()
@@ -397,7 +418,9 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
                "dataset": {"path": str(Path(config.data).resolve()), "format": dataset.info["format"],
                            "episodes": len(dataset), "tasks": list(dataset.info["tasks"]),
                            "split": dataset.info["config"]["split"], "train_episodes": len(train_episodes),
-                           "validation_episodes": len(val_episodes), "longest_episode": longest}}
+                           "validation_episodes": len(val_episodes), "longest_episode": longest,
+                           **({"recovery": {"path": str(Path(config.recovery).resolve()),
+                                            "episodes": len(recovery)}} if recovery else {})}}
     on_message(f"{len(train_episodes)} training episodes, {len(val_episodes)} for validation; chunks of "
                f"{config.keyframes} keyframes every {config.stride} frames, open-loop plans of {horizon}")
 
@@ -459,9 +482,8 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         rng = np.random.default_rng([config.seed, step, accelerator.process_index])
         b = config.batch_size
         episodes = torch.from_numpy(rng.integers(0, len(data), b))
-        lengths = data.lengths[episodes].numpy()
-        first = np.where(rng.random(b) < config.start_at_beginning, 0, (rng.random(b) * lengths).astype(np.int64))
-        index = data.windows(episodes, torch.from_numpy(first), shape.keyframes + 1, shape.stride)
+        first = data.clip_starts(rng, episodes, config.start_at_beginning)
+        index = data.windows(episodes, first, shape.keyframes + 1, shape.stride)
         video = data.frames(index, depth_mean, depth_std).to(accelerator.device)
         prompt = data.prompt(episodes, accelerator.device)
         drop = torch.from_numpy(rng.random(b) < config.text_dropout).to(accelerator.device)

@@ -141,14 +141,25 @@ def hold(gripper: float, frames: int) -> Iterator[Action]:
         yield np.array([0.0, 0.0, 0.0, gripper])
 
 
+def holding(world: World, obj: str) -> bool:
+    """The closed fingers hold `obj` (they are as far apart as it is wide, around its centre)."""
+    robot = world.robot
+    return (robot.gripper > 0.5 and robot.finger_width() > OBJECT_HALF
+            and np.linalg.norm(robot.ee_position() - world.object_position(obj)) < 0.02)
+
+
 def pick_and_place(world: World, obj: str, place_xy, place_height: float) -> Iterator[Action]:
     """Grasp `obj` from above, carry it over `place_xy`, lower it until its centre is at `place_height`,
-    let go and back off upwards."""
+    let go and back off upwards. From a state another policy left (a recovery episode): carry on with an
+    object already held; otherwise first let go and rise clear of the objects."""
     position = world.object_position(obj)
-    yield from move_to(world, (*position[:2], 0.12), OPEN)
-    yield from move_to(world, (*position[:2], position[2] - 0.005), OPEN)
-    yield from hold(CLOSED, 5)
-    yield from move_to(world, (*position[:2], 0.16), CLOSED)
+    if not holding(world, obj):
+        if world.robot.gripper > 0.5 or world.robot.ee_target[2] < 0.12:
+            yield from move_to(world, (*world.robot.ee_target[:2], max(0.12, world.robot.ee_target[2])), OPEN)
+        yield from move_to(world, (*position[:2], 0.12), OPEN)
+        yield from move_to(world, (*position[:2], position[2] - 0.005), OPEN)
+        yield from hold(CLOSED, 5)
+    yield from move_to(world, (*world.robot.ee_target[:2], 0.16), CLOSED)
     yield from move_to(world, (*place_xy, 0.16), CLOSED)
     yield from move_to(world, (*place_xy, place_height + 0.004), CLOSED)
     yield from hold(OPEN, 4)

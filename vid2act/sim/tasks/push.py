@@ -48,12 +48,22 @@ class Push(ObjectOntoPad):
             position = world.object_position(goal["object"])[:2]
             if np.linalg.norm(target - position) < SETTLED:
                 break
-            behind = position - unit(target - position) * APPROACH_OFFSET
-            yield from move_to(world, (*world.robot.ee_target[:2], 0.1), CLOSED)
-            yield from move_to(world, (*behind, 0.1), CLOSED)
-            yield from move_to(world, (*behind, PUSH_HEIGHT), CLOSED)
+            if not self._pushing(world, position, target):  # a recovery may start mid-push: go on pushing
+                behind = position - unit(target - position) * APPROACH_OFFSET
+                yield from move_to(world, (*world.robot.ee_target[:2], 0.1), CLOSED)
+                yield from move_to(world, (*behind, 0.1), CLOSED)
+                yield from move_to(world, (*behind, PUSH_HEIGHT), CLOSED)
             yield from self._push(world, goal["object"], target)
         yield from move_to(world, (*world.robot.ee_target[:2], 0.1), CLOSED)
+
+    @staticmethod
+    def _pushing(world, position, target) -> bool:
+        """The closed pusher is down at the table, behind the object and on the line to `target`."""
+        direction = unit(target - position)
+        offset = world.robot.ee_target[:2] - position
+        along = float(offset @ direction)
+        return (world.robot.ee_target[2] < PUSH_HEIGHT + 0.005 and world.robot.gripper > 0.5
+                and along <= -OBJECT_HALF and np.linalg.norm(offset - along * direction) <= 0.03)
 
     @staticmethod
     def _push(world, obj, target):
