@@ -273,3 +273,25 @@ def test_bc_learns_recovery_episodes_from_the_expert_only(demos, tmp_path):
     pairs = sum(len(data.episode(i, ("actions",))["actions"]) for i in held_out_split(data, 0.1, "")[0])
     pairs += sum(len(more.episode(i, ("actions",))["actions"]) - more.expert_from(i) for i in range(len(more)))
     assert f"{pairs} training pairs" in run.stderr
+
+
+def test_a_recovery_episode_reads_the_places_the_grounding_reads(demos, tiny_planner, tmp_path):
+    """Its own first time down may be the policy's, so BC (like the sketch) reads the grounding's places."""
+    recovery = tmp_path / "rec"
+    assert vid2act("collect", "--tasks", "push", "--episodes", 1, "--recover", "random", "--out", recovery).code == 0
+    from vid2act.bc import Grounder, episode_places
+    from vid2act.data.dataset import Dataset
+    from vid2act.video.grounding import demo_pixels
+    from vid2act.video.pipeline import load_planner
+    pipe = load_planner(str(tiny_planner))
+    grounder = Grounder(pipe.grounding, {"scale": pipe.shape.scale, "depth_mean": pipe.planner["depth_mean"],
+                                         "depth_std": pipe.planner["depth_std"]})
+    keys = ("rgb", "depth", "instruction", "scene", "ee_target", "actions")
+    demo, more = Dataset(demos), Dataset(recovery)
+    e = demo.episode(0, keys)
+    grid = pipe.shape.plan_size
+    assert np.array_equal(episode_places(e, 0, grid, grounder), demo_pixels(e, grid))
+    e = more.episode(0, keys)
+    read = episode_places(e, more.expert_from(0), grid, grounder)
+    assert more.expert_from(0) > 0 and not np.allclose(read, demo_pixels(e, grid))
+    assert np.allclose(read, grounder.locate(e["rgb"][0], e["depth"][0], str(e["instruction"])).numpy())

@@ -383,6 +383,19 @@ def test_recovery_episodes_train_from_where_the_expert_took_over(planner, data, 
     first = clips.clip_starts(np.random.default_rng(0), episodes, 0.1)
     assert (first >= clips.expert_from[episodes]).all() and (first < clips.lengths[episodes]).all()
     assert (first == clips.expert_from[episodes]).any() and (first > clips.expert_from[episodes]).any()
+    # A recovery episode's places are the grounding's reading of its first frame, as a policy reads them.
+    from vid2act.bc import Grounder
+    from vid2act.video.pipeline import load_planner
+    pipe = load_planner(planner)
+    depth = {"depth_mean": pipe.planner["depth_mean"], "depth_std": pipe.planner["depth_std"]}
+    demonstrated = clips.pixels.clone()
+    clips.ground_recovery(pipe.grounding, **depth)
+    assert torch.equal(clips.pixels[:2], demonstrated[:2]) and not torch.equal(clips.pixels[2:], demonstrated[2:])
+    grounder = Grounder(pipe.grounding, {"scale": 2, **depth})
+    for row, i in ((2, 0), (3, 1)):
+        e = Dataset(recovery).episode(i, ("rgb", "depth", "instruction"))
+        read = grounder.locate(e["rgb"][0], e["depth"][0], str(e["instruction"]))
+        assert torch.allclose(clips.pixels[row], read, atol=1e-3)
 
     run = vid2act("train", "video", "--data", data, "--recovery", recovery, "--out", tmp_path / "run", "--steps", 1,
                   *TINY)

@@ -58,6 +58,15 @@ class Grounder:
         return locate(logits)[0]
 
 
+def episode_places(episode: dict, expert_from: int, grid: tuple[int, int], grounder: Grounder | None) -> np.ndarray:
+    """An episode's two places on the grid [2, 2]: the demonstrated ones, or in a recovery episode (whose first
+    grasp or first time down may be the policy's that went wrong) the grounding's reading of its first frame,
+    as the policy reads it when it acts."""
+    if expert_from == 0 or grounder is None:
+        return demo_pixels(episode, grid)
+    return grounder.locate(episode["rgb"][0], episode["depth"][0], str(episode["instruction"])).numpy()
+
+
 class BCPolicy(nn.Module):
     def __init__(self, modalities: str, image_size, width: int, hidden: int, normalization: dict,
                  grounded: bool = False):
@@ -173,6 +182,9 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
 
     # Data: every (frame, action) pair of the training episodes in memory, the last episodes held out.
     grid = planner.shape.plan_size if planner is not None else (1, 1)
+    grounder = None if planner is None else Grounder(planner.grounding, {
+        "scale": planner.shape.scale, "depth_mean": planner.planner["depth_mean"],
+        "depth_std": planner.planner["depth_std"], "planner": config.grounding})
 
     def load(episodes, source=dataset):
         """The frames that have an expert's action (`FrameStore`), the actions, each pair's prompt, and its
@@ -185,7 +197,7 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
             depth.append(e["depth"][first:-1])
             actions.append(e["actions"][first:])
             prompts += [str(e["instruction"])] * len(actions[-1])
-            places.append(np.repeat(demo_pixels(e, grid)[None], len(actions[-1]), axis=0))
+            places.append(np.repeat(episode_places(e, first, grid, grounder)[None], len(actions[-1]), axis=0))
         return (FrameStore(rgb, depth), torch.from_numpy(np.concatenate(actions).astype(np.float32)), prompts,
                 torch.from_numpy(np.concatenate(places)).float())
 
@@ -206,11 +218,7 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
     torch.manual_seed(config.seed)
     model = BCPolicy(config.modalities, dataset.info["image_size"], config.width, config.hidden, normalization,
                      grounded=planner is not None)
-    if planner is not None:
-        model.grounder = Grounder(planner.grounding, {"scale": planner.shape.scale,
-                                                      "depth_mean": planner.planner["depth_mean"],
-                                                      "depth_std": planner.planner["depth_std"],
-                                                      "planner": config.grounding})
+    model.grounder = grounder
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start, history, seconds_before = 0, [], 0.0
     if resume and (run / CHECKPOINT).exists():

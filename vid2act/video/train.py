@@ -87,6 +87,18 @@ class ClipData:
         self.expert_from = torch.tensor(expert_from)
         self.demonstrations = torch.nonzero(self.expert_from == 0)[:, 0]  # the expert's from the first frame
 
+    @torch.no_grad()
+    def ground_recovery(self, net: GroundingNet, depth_mean: float, depth_std: float) -> None:
+        """A recovery episode's places become the grounding's reading of its first frame, as a closed-loop
+        policy reads them: its own first grasp or first time down may be the policy's that went wrong (push:
+        the object's place 15 cm from the object, median, against a demonstration's 7 cm behind it)."""
+        rows = torch.nonzero(self.expert_from > 0)[:, 0]
+        for k in range(0, len(rows), 256):
+            part = rows[k:k + 256]
+            prompt = self.prompt(part, "cpu")
+            frames = self.frames(self.store.starts[part], depth_mean, depth_std)
+            self.pixels[part] = locate(net(frames, prompt["tokens"], prompt["mask"])).float()
+
     def clip_starts(self, rng: np.random.Generator, episodes: torch.Tensor, at_beginning: float) -> torch.Tensor:
         """Each clip's first frame: its episode's first expert frame for a share `at_beginning` of the clips,
         any expert frame for the rest."""
@@ -441,6 +453,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
 
     grounding, grounding_metrics = small_net(run / GROUNDING_FOLDER, GROUNDING_TYPE, "grounding model",
                                              train_grounding)
+    data.ground_recovery(grounding, depth_mean, depth_std)
     sketcher, sketch_metrics = small_net(run / sketch.SKETCH_FOLDER, sketch.SKETCH_TYPE, "sketch model", train_sketch)
     planner["grounding"], planner["sketch"] = {"metrics": grounding_metrics}, {"metrics": sketch_metrics}
 
