@@ -27,8 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     pipe = load_planner(args.planner)
     grid = pipe.shape.plan_size
-    grounder = Grounder(pipe.grounding, {"scale": pipe.shape.scale, "depth_mean": pipe.planner["depth_mean"],
-                                         "depth_std": pipe.planner["depth_std"]})
+    grounder = Grounder.of(pipe)
     data = Dataset(args.recovery)
     errors = defaultdict(lambda: defaultdict(list))  # family -> "own"/"grounded" -> [object, target] cells
     for i in range(min(args.episodes, len(data))):
@@ -39,7 +38,7 @@ def main() -> None:
         read = grounder.locate(e["rgb"][0], e["depth"][0], str(e["instruction"])).numpy()
         for name, places in (("own", demo_pixels(e, grid)), ("grounded", read)):
             errors[str(e["task"])][name].append(np.linalg.norm(places - truth, axis=1))
-    print(f"| family | episodes | own: object, target (median cells, share > 1.5) | grounded: object, target |")
+    print("| family | episodes | own: object, target (median cells, share > 1.5) | grounded: object, target |")
     print("|---|---|---|---|")
     for family, by in sorted(errors.items()):
         cells = []

@@ -284,8 +284,7 @@ def test_a_recovery_episode_reads_the_places_the_grounding_reads(demos, tiny_pla
     from vid2act.video.grounding import demo_pixels
     from vid2act.video.pipeline import load_planner
     pipe = load_planner(str(tiny_planner))
-    grounder = Grounder(pipe.grounding, {"scale": pipe.shape.scale, "depth_mean": pipe.planner["depth_mean"],
-                                         "depth_std": pipe.planner["depth_std"]})
+    grounder = Grounder.of(pipe)
     keys = ("rgb", "depth", "instruction", "scene", "ee_target", "actions")
     demo, more = Dataset(demos), Dataset(recovery)
     e = demo.episode(0, keys)

@@ -391,7 +391,7 @@ def test_recovery_episodes_train_from_where_the_expert_took_over(planner, data, 
     demonstrated = clips.pixels.clone()
     clips.ground_recovery(pipe.grounding, **depth)
     assert torch.equal(clips.pixels[:2], demonstrated[:2]) and not torch.equal(clips.pixels[2:], demonstrated[2:])
-    grounder = Grounder(pipe.grounding, {"scale": 2, **depth})
+    grounder = Grounder.of(pipe)
     for row, i in ((2, 0), (3, 1)):
         e = Dataset(recovery).episode(i, ("rgb", "depth", "instruction"))
         read = grounder.locate(e["rgb"][0], e["depth"][0], str(e["instruction"]))

@@ -46,6 +46,12 @@ class Grounder:
     def __init__(self, net: GroundingNet, input: dict):
         self.net, self.input = net.eval(), input
 
+    @classmethod
+    def of(cls, pipe, name: str | None = None) -> "Grounder":
+        """A loaded planner's grounding; `name` (the planner's folder or shipped name) is kept in the BC run."""
+        return cls(pipe.grounding, {"scale": pipe.shape.scale, "depth_mean": pipe.planner["depth_mean"],
+                                    "depth_std": pipe.planner["depth_std"], **({"planner": name} if name else {})})
+
     @torch.no_grad()
     def locate(self, rgb: np.ndarray, depth: np.ndarray | None, prompt: str) -> torch.Tensor:
         """The two points [2, 2] (column, row on the grounding's grid) for a frame and its instruction."""
@@ -182,9 +188,7 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
 
     # Data: every (frame, action) pair of the training episodes in memory, the last episodes held out.
     grid = planner.shape.plan_size if planner is not None else (1, 1)
-    grounder = None if planner is None else Grounder(planner.grounding, {
-        "scale": planner.shape.scale, "depth_mean": planner.planner["depth_mean"],
-        "depth_std": planner.planner["depth_std"], "planner": config.grounding})
+    grounder = None if planner is None else Grounder.of(planner, config.grounding)
 
     def load(episodes, source=dataset):
         """The frames that have an expert's action (`FrameStore`), the actions, each pair's prompt, and its
