@@ -314,6 +314,51 @@ def test_init_from_continues_a_planner_in_mixed_precision(planner, data, tmp_pat
     assert info["initialized_from"] == {"model": str(origin.resolve()), "train_seconds": trained}
 
 
+def test_a_run_with_a_reader_scores_the_reading_of_its_drawings(planner, data, tmp_path):
+    out = tmp_path / "read"
+    run = vid2act("train", "video", "--data", data, "--out", out, "--steps", 2, *TINY, "--init-from", planner,
+                  "--reader", "default", "--eval-every", "2")
+    assert run.code == 0, run.stderr
+    assert "read back" in run.stderr
+    read = json.loads((out / "metrics.json").read_text())["final"]["read_back"]
+    assert read["keyframes"] == 256 * 4 and 0 <= read["gripper_accuracy"] <= 1 and read["grasp_point_cm_median"] > 0
+    assert json.loads((out / "planner.json").read_text())["training"]["reader"] == "default"
+
+
+def test_the_read_back_loss_trains_the_unet_through_its_last_sampling_step_not_the_reader(planner):
+    from vid2act.idm.model import load_idm
+    from vid2act.video import text
+    from vid2act.video.pipeline import condition_channels, load_planner, make_scheduler
+    from vid2act.video.train import read_back_loss
+    pipe = load_planner(str(planner))
+    unet, shape = pipe.unet.train(), pipe.shape
+    reader, _ = load_idm("default", kind="plan-idm")
+    reader.requires_grad_(False)
+    b, k, (h, w) = 2, shape.keyframes, shape.plan_size
+    generator = torch.Generator().manual_seed(0)
+    full = torch.rand((b, shape.channels, *shape.image_size), generator=generator) * 2 - 1
+    current = torch.nn.functional.avg_pool2d(full, shape.scale)
+    heat = torch.rand((b, condition_channels(shape), h, w), generator=generator)
+    prompt = {key: value.expand(b, *value.shape[1:]) for key, value in text.encode(["push the red block"]).items()}
+    grasp, closed = torch.tensor([0.4, 0.0, 0.1]).expand(b, k, 3), torch.ones(b, k)
+    loss = read_back_loss(unet, make_scheduler("ddim"), reader, full, current, heat, prompt, grasp, closed, 2,
+                          pipe.planner["depth_mean"], pipe.planner["depth_std"], generator)
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 0
+    assert sum(float(p.grad.abs().sum()) for p in unet.parameters() if p.grad is not None) > 0
+    assert all(p.grad is None for p in reader.parameters())
+
+
+def test_a_reader_must_read_single_keyframes(planner, data, tmp_path):
+    delta = tmp_path / "delta"
+    assert vid2act("train", "idm", "--data", data, "--out", delta, "--head", "delta", "--steps", 2, "--width", 8,
+                   "--batch-size", 16).code == 0
+    run = vid2act("train", "video", "--data", data, "--out", tmp_path / "run", "--steps", 1, *TINY,
+                  "--init-from", planner, "--reader", delta)
+    assert run.code == 2 and "reads pairs of frames (head delta)" in run.stderr, run.stderr
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--widths", "16,16,32"], "other --widths"),
     (["--widths", "16,16,24"], "each a multiple of 16"),

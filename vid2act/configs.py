@@ -111,7 +111,8 @@ class VideoTrainConfig:
     val_clips: int = option(16, "Validation chunks drawn and scored at each evaluation.", advanced=True)
     eval_every: int = option(500, "Sample chunks, score them and snapshot every N steps.")
     checkpoint_every: int = option(250, "Checkpoint every N steps.")
-    sample_steps: int = option(4, "Denoising steps of the validation chunks.", advanced=True)
+    sample_steps: int = option(4, "Denoising steps of the validation chunks and of the chunks read back "
+                                  "(--reader).", advanced=True)
     sample_guidance: float = option(1.0, "Guidance scale of the validation chunks.", advanced=True)
     grounding_steps: int = option(3000, "Optimizer steps of the grounding net (trained first).")
     grounding_batch_size: int = option(32, "Samples per step of the grounding net.", advanced=True)
@@ -128,6 +129,10 @@ class VideoTrainConfig:
                                         "stay fp32.")
     init_from: str = option("", "Start the UNet from this planner's weights (folder or shipped name, e.g. "
                                 "default) instead of random ones.")
+    reader: str = option("", "An IDM (folder or shipped name, e.g. default: idm-plans-rgbd) that reads the UNet's "
+                             "drawings back: each step also draws its clips' chunks as the planner samples them and "
+                             "adds the reading's error against the demonstration to the loss. For a run --init-from "
+                             "a trained planner.")
     report_to: str = option("none", REPORT_TO_HELP)
 
     def check(self) -> None:

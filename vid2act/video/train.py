@@ -1,5 +1,5 @@
 """Train the video planner: the grounding net first (a minute), then the sketch (a few minutes), then the chunk
-UNet, one loop, top to bottom.
+UNet, one loop, top to bottom (with `--reader`, each step also reads its sampled chunks back through an IDM).
 Runs unchanged under `accelerate launch` (several GPUs, processes or machines): every process draws its
 own clips, gradients are averaged, the main process keeps the EMA weights and writes checkpoints, sample
 plans and snapshots.
@@ -35,8 +35,8 @@ from vid2act.video.grounding import (GROUNDING_TYPE, GroundingNet, GroundingShap
                                      demo_points, heatmaps, load_grounding, locate, place_loss,
                                      save_grounding)
 from vid2act.video.pipeline import (GROUNDING_FOLDER, HEATMAP_SIGMA, PLANNER_FORMAT, PlannerShape,
-                                    VideoPlannerPipeline, make_scheduler, make_unet, predict, save_planner, shrink,
-                                    to_model, to_pixels)
+                                    VideoPlannerPipeline, enlarge, make_scheduler, make_unet, predict, save_planner,
+                                    shrink, to_model, to_pixels)
 
 
 class ClipData:
@@ -141,6 +141,65 @@ def moving_pixels(change: torch.Tensor, weight: float) -> torch.Tensor:
     moving = (change.abs().amax(dim=2) > MOVING).float()
     near = F.max_pool2d(moving, 3, stride=1, padding=1)
     return (1 + weight * near).unsqueeze(2)
+
+
+# --- reading the drawings back (`--reader`) ---------------------------------------------------------------
+READ_BACK_GRIPPER_WEIGHT = 0.5  # the gripper's cross-entropy beside the grasp point's normalized squared error
+
+
+def load_reader(config: VideoTrainConfig, shape: PlannerShape):
+    """The IDM `--reader` names, frozen, checked to read the keyframes this run draws."""
+    from vid2act.idm.model import load_idm
+    reader, _ = load_idm(config.reader, config.device, kind="plan-idm")
+    architecture = reader.architecture
+    if architecture.head == "delta":
+        raise UsageError(f"--reader {config.reader} reads pairs of frames (head delta); a drawn keyframe is read "
+                         f"alone: give an IDM with head pose or fused")
+    if tuple(architecture.image_size) != tuple(shape.image_size):
+        raise UsageError(f"--reader {config.reader} reads {architecture.image_size[0]}x{architecture.image_size[1]} "
+                         f"frames; the data's are {shape.image_size[0]}x{shape.image_size[1]}")
+    if architecture.modalities == "rgbd" and shape.modalities != "rgbd":
+        raise UsageError(f"--reader {config.reader} reads depth, which this run does not draw (give --modalities rgbd)")
+    return reader.requires_grad_(False).eval()
+
+
+def read_back_loss(model, sampler, reader, full: torch.Tensor, current: torch.Tensor, heat: torch.Tensor,
+                   prompt: dict, grasp: torch.Tensor, closed: torch.Tensor, steps: int, depth_mean: float,
+                   depth_std: float, generator: torch.Generator) -> torch.Tensor:
+    """How far the frozen `reader` reads a sampled chunk from what the demonstration did: DRaFT (Clark et al.
+    2023) with the IDM as the reward. The chunk is sampled as the planner samples it (`steps` DDIM steps from
+    noise; gradients through the last one only, DRaFT-1, the cheapest), drawn onto the full-size frame
+    `full` [B, C, H, W], and each keyframe read alone; the error is the grasp point's squared error in the
+    reader's normalized units against `grasp` [B, K, 3] metres plus the gripper's cross-entropy against
+    `closed` [B, K]. The diffusion loss beside it keeps the drawing a video (`docs/results.md`)."""
+    b, k = closed.shape
+    sampler.set_timesteps(steps, device=current.device)
+    latents = torch.randn((b, k, current.shape[1], *current.shape[-2:]), generator=generator).to(current.device)
+    latents = latents * sampler.init_noise_sigma
+    last = sampler.timesteps[-1]
+    for t in sampler.timesteps:
+        with torch.set_grad_enabled(bool(t == last)):
+            v = predict(model, sampler.scale_model_input(latents, t), current, heat, t, prompt).float()
+            latents = sampler.step(v.flatten(1, 2), t, latents.flatten(1, 2)).prev_sample.view_as(latents)
+    keyframes = (full[:, None] + enlarge(latents, tuple(full.shape[-2:]))).flatten(0, 1)  # [B*K, C, H, W]
+    window = reader.architecture.window
+    rgb = ((keyframes[:, :3].clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1)  # as uint8 pixels, unrounded
+    depth = keyframes[:, 3] * depth_std + depth_mean if reader.architecture.modalities == "rgbd" else None
+    output = reader(rgb[:, None].expand(-1, window, -1, -1, -1),
+                    depth[:, None].expand(-1, window, -1, -1) if depth is not None else None).float()
+    truth = (grasp.flatten(0, 1).to(output.device) - reader.target_mean) / reader.target_std
+    point = F.mse_loss(output[:, :3], truth)
+    gripper = F.binary_cross_entropy_with_logits(output[:, 3], closed.flatten(0, 1).float().to(output.device))
+    return point + READ_BACK_GRIPPER_WEIGHT * gripper
+
+
+@torch.no_grad()
+def read_back_metrics(pipe: VideoPlannerPipeline, reader, dataset: Dataset, episodes: list[int], seed: int) -> dict:
+    """The reader's reading of keyframes drawn for clips of the validation episodes (as `vid2act train idm
+    --planner` scores it)."""
+    from vid2act.idm.train import DRAWN_VAL_CLIPS, read_drawn
+    drawn = drawn_keyframes(pipe, dataset, episodes, DRAWN_VAL_CLIPS, seed)
+    return read_drawn(reader, drawn, next(reader.parameters()).device)
 
 
 # --- keyframes drawn for the IDM to learn to read (`vid2act train idm --planner`) ---------------------------
@@ -410,6 +469,10 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     early.check_levels(len(config.widths))
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
     source = init_source(config, early) if config.init_from else None  # checked before the run folder exists
+    if config.reader and accelerator.num_processes > 1:  # measured: two CPU processes hung at the first step
+        raise UsageError("--reader trains in one process only (under `accelerate launch` it does not run yet); "
+                         "run it without accelerate launch")
+    reader = load_reader(config, early) if config.reader else None
     start_run(accelerator, run, resume, force, on_message)  # locked until this function returns
 
     # Data: every frame of this process's shard in memory at the plan's size (full size for validation), the
@@ -417,6 +480,10 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     data = ClipData(dataset, shard(train_episodes, accelerator), config.modalities, config.scale, early.plan_size,
                     (recovery, shard(list(range(len(recovery))), accelerator)) if recovery else None)
     val_data = ClipData(dataset, val_episodes, config.modalities, 1, early.plan_size)  # chunks are scored as drawn
+    # the chunks read back are drawn onto the full-size frame, as the planner draws them
+    full_data = ClipData(dataset, shard(train_episodes, accelerator), config.modalities, 1, early.plan_size,
+                         (recovery, shard(list(range(len(recovery))), accelerator)) if recovery else None) \
+        if reader is not None else None
     longest = int(data.lengths[data.demonstrations].max())  # a recovery episode is longer than a task needs
     horizon = config.horizon or math.ceil((longest - 1) / config.stride)
     shape = PlannerShape(config.keyframes, config.stride, config.modalities, image_size, config.scale, horizon)
@@ -465,6 +532,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     noise_schedule = make_scheduler("ddim")
+    sampler = make_scheduler("ddim")  # the planner's sampler, for the chunks read back
     alphas = noise_schedule.alphas_cumprod.to(accelerator.device)
     start, history, seconds_before = 0, [], 0.0
     if resume and (run / CHECKPOINT).exists():
@@ -499,6 +567,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         index = data.windows(episodes, first, shape.keyframes + 1, shape.stride)
         video = data.frames(index, depth_mean, depth_std).to(accelerator.device)
         prompt = data.prompt(episodes, accelerator.device)
+        whole_prompt = dict(prompt)  # a chunk read back is drawn as the planner draws it: with its instruction
         drop = torch.from_numpy(rng.random(b) < config.text_dropout).to(accelerator.device)
         prompt["tokens"] = torch.where(drop[:, None, None], 0.0, prompt["tokens"])
         prompt["pooled"] = torch.where(drop[:, None], 0.0, prompt["pooled"])
@@ -528,6 +597,12 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         pixels = moving_pixels(change, config.moving_weight)
         error = ((estimate.float() - target).pow(2) * pixels).mean(dim=(1, 2, 3, 4)) / pixels.mean(dim=(1, 2, 3, 4))
         loss = (weight * error).mean()
+        if reader is not None:
+            full = full_data.frames(index[:, 0], depth_mean, depth_std).to(accelerator.device)
+            loss = loss + read_back_loss(model, sampler, reader, full, video[:, 0], heat, whole_prompt,
+                                         torch.from_numpy(data.grasp[index[:, 1:].numpy()]).float(),
+                                         data.closed[index[:, 1:]], config.sample_steps, depth_mean, depth_std,
+                                         generator)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)
@@ -546,11 +621,16 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
             seconds = seconds_before + time.perf_counter() - started
             pipe = snapshot(done, seconds)
             metrics = validate(pipe, val_data, config, run / "samples" / f"step-{done:06d}.mp4")
+            if reader is not None:
+                metrics["read_back"] = read_back_metrics(pipe, reader, dataset, val_episodes, config.seed + 1)
             curves.evaluation(done, seconds / 60, metrics)
             history.append({"step": done, "loss": loss.item(), "train_seconds": round(seconds, 1), **metrics})
             with output_dir(run / "snapshots" / f"step-{done:06d}", force=True) as tmp:
                 save_planner(tmp, pipe.unet, pipe.planner, pipe.scheduler, grounding, sketcher, half=True)
-            on_message(f"step {done}: validation PSNR {metrics['psnr']:.2f} dB ({seconds / 60:.1f} min)")
+            read = metrics.get("read_back")
+            read = (f", read back {read['grasp_point_cm_median']:.2f} cm, gripper {100 * read['gripper_accuracy']:.1f} %"
+                    if read else "")
+            on_message(f"step {done}: validation PSNR {metrics['psnr']:.2f} dB{read} ({seconds / 60:.1f} min)")
         if accelerator.is_main_process and (done % config.checkpoint_every == 0 or done == config.steps):
             save_checkpoint(run, done, accelerator.unwrap_model(model), optimizer, config, history,
                             seconds_before + time.perf_counter() - started, ema)
