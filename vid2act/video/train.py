@@ -42,11 +42,13 @@ from vid2act.video.pipeline import (GROUNDING_FOLDER, HEATMAP_SIGMA, PLANNER_FOR
 class ClipData:
     """Every frame of some episodes in memory (rgb uint8, depth float16) at 1/`scale`, their prompts'
     embeddings, each episode's two demonstrated places (grid coordinates, and world metres to score), and
-    each frame's sketch marks and gripper (`sketch.py`) with its commanded grasp point."""
+    each frame's sketch marks and gripper (`sketch.py`) with its commanded grasp point. With `full_size`, also
+    every frame at the dataset's size (`--reader` draws chunks onto them)."""
 
     def __init__(self, dataset: Dataset, episodes: list[int], modalities: str, scale: int, grid: tuple[int, int],
-                 recovery: tuple[Dataset, list[int]] | None = None):
+                 recovery: tuple[Dataset, list[int]] | None = None, full_size: bool = False):
         rgb, depth, prompts, pixels, points, tasks = [], [], [], [], [], []
+        full_rgb, full_depth = [], []
         marks, closed, grasp, expert_from = [], [], [], []
         sources = [(dataset, i) for i in episodes] + ([(recovery[0], i) for i in recovery[1]] if recovery else [])
         for source, i in sources:
@@ -60,8 +62,12 @@ class ClipData:
             marks.append(frame_marks)
             closed.append(frame_closed)
             grasp.append(episode["ee_target"])
-            small_rgb, small_depth = shrink(torch.from_numpy(episode["rgb"]),
-                                            torch.from_numpy(episode["depth"]) if modalities == "rgbd" else None, scale)
+            episode_depth = torch.from_numpy(episode["depth"]) if modalities == "rgbd" else None
+            small_rgb, small_depth = shrink(torch.from_numpy(episode["rgb"]), episode_depth, scale)
+            if full_size:
+                full_rgb.append(episode["rgb"])
+                if episode_depth is not None:
+                    full_depth.append(episode_depth)
             rgb.append(small_rgb)
             if small_depth is not None:
                 depth.append(small_depth)
@@ -75,6 +81,7 @@ class ClipData:
         self.grasp = np.concatenate(grasp)  # [F, 3] metres
         self.image_size = tuple(dataset.info["image_size"])
         self.store = FrameStore(rgb, depth)
+        self.full = FrameStore(full_rgb, full_depth) if full_size else None
         self.lengths = self.store.lengths
         self.prompts, self.tasks = prompts, tasks
         self.pixels = torch.tensor(np.stack(pixels), dtype=torch.float32)  # [N, 2, 2]
@@ -115,9 +122,10 @@ class ClipData:
         """Global frame indices [B, count]: each clip's first frame, then every `stride`-th, held at the end."""
         return self.store.rows(episodes, first, stride * torch.arange(count))
 
-    def frames(self, index: torch.Tensor, depth_mean: float, depth_std: float) -> torch.Tensor:
-        depth = self.store.depth[index] if self.store.depth is not None else None
-        return to_model(self.store.rgb[index], depth, depth_mean, depth_std)
+    def frames(self, index: torch.Tensor, depth_mean: float, depth_std: float, full_size: bool = False) -> torch.Tensor:
+        store = self.full if full_size else self.store
+        depth = store.depth[index] if store.depth is not None else None
+        return to_model(store.rgb[index], depth, depth_mean, depth_std)
 
     def prompt(self, episodes: torch.Tensor, device) -> dict[str, torch.Tensor]:
         rows = self.prompt_row[episodes]
@@ -478,12 +486,9 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     # Data: every frame of this process's shard in memory at the plan's size (full size for validation), the
     # last episodes held out.
     data = ClipData(dataset, shard(train_episodes, accelerator), config.modalities, config.scale, early.plan_size,
-                    (recovery, shard(list(range(len(recovery))), accelerator)) if recovery else None)
+                    (recovery, shard(list(range(len(recovery))), accelerator)) if recovery else None,
+                    full_size=reader is not None)  # a chunk read back is drawn onto the full-size frame
     val_data = ClipData(dataset, val_episodes, config.modalities, 1, early.plan_size)  # chunks are scored as drawn
-    # the chunks read back are drawn onto the full-size frame, as the planner draws them
-    full_data = ClipData(dataset, shard(train_episodes, accelerator), config.modalities, 1, early.plan_size,
-                         (recovery, shard(list(range(len(recovery))), accelerator)) if recovery else None) \
-        if reader is not None else None
     longest = int(data.lengths[data.demonstrations].max())  # a recovery episode is longer than a task needs
     horizon = config.horizon or math.ceil((longest - 1) / config.stride)
     shape = PlannerShape(config.keyframes, config.stride, config.modalities, image_size, config.scale, horizon)
@@ -598,7 +603,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         error = ((estimate.float() - target).pow(2) * pixels).mean(dim=(1, 2, 3, 4)) / pixels.mean(dim=(1, 2, 3, 4))
         loss = (weight * error).mean()
         if reader is not None:
-            full = full_data.frames(index[:, 0], depth_mean, depth_std).to(accelerator.device)
+            full = data.frames(index[:, 0], depth_mean, depth_std, full_size=True).to(accelerator.device)
             loss = loss + read_back_loss(model, sampler, reader, full, video[:, 0], heat, whole_prompt,
                                          torch.from_numpy(data.grasp[index[:, 1:].numpy()]).float(),
                                          data.closed[index[:, 1:]], config.sample_steps, depth_mean, depth_std,
