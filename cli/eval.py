@@ -34,6 +34,7 @@ def eval_command(config: EvalConfig, force: bool = typer.Option(False, "--force"
         info = evaluate(config, force=force, on_episode=on_episode)
     for name, a in info["aggregates"].items():
         console.print(f"{name:<18} {a['successes']:>3}/{a['episodes']:<3} {a['success_rate']:>5.0%}  "
-                      f"95% [{a['wilson95'][0]:.0%}, {a['wilson95'][1]:.0%}]", highlight=False)
+                      f"95% [{a['wilson95'][0]:.0%}, {a['wilson95'][1]:.0%}]  "
+                      f"solved at some step {a['solved_at_some_step']}/{a['episodes']}", highlight=False)
     console.print(f"report: {out / 'report.md'}")
     emit({"out": str(out), "aggregates": info["aggregates"]})

@@ -29,6 +29,8 @@ def test_oracle_eval_writes_every_file_and_honest_statistics(tmp_path):
     overall = info["aggregates"]["all/test"]
     wins = sum(r["success"] for r in info["episodes"])
     assert overall["successes"] == wins and overall["wilson95"] == [round(v, 4) for v in wilson(wins, 4)]
+    assert overall["solved_at_some_step"] == sum(r["solved_at"] is not None for r in info["episodes"]) >= wins
+    assert all(0 < r["solved_at"] <= r["steps"] for r in info["episodes"] if r["success"])
     assert run.json()["aggregates"] == info["aggregates"]
     for record in info["episodes"]:
         folder = tmp_path / "ev" / record["folder"]
@@ -38,7 +40,7 @@ def test_oracle_eval_writes_every_file_and_honest_statistics(tmp_path):
         with np.load(folder / "rollout" / "frames.npz") as frames:
             assert len(frames["rgb"]) == record["steps"] + 1
     report = (tmp_path / "ev" / "report.md").read_text()
-    assert "| reach | test |" in report and "plan_vs_reality.mp4" in report
+    assert "| reach | test |" in report and "solved at some step" in report and "plan_vs_reality.mp4" in report
     assert "vid2act eval --policy oracle" in report  # the command that reproduces it
     page = (tmp_path / "ev" / "report.html").read_text()
     assert page.startswith("<!doctype html>") and page.count('src="data:image/png;base64,') == 1  # the chart
@@ -183,6 +185,21 @@ def test_bad_eval_options(tmp_path, args, code, fragment):
     assert run.code == code, run.stderr
     assert fragment in run.stderr and "please report it" not in run.stderr
     assert not (tmp_path / "ev").exists()
+
+
+def test_a_task_solved_and_then_undone_fails_but_says_when_it_was_solved(tmp_path):
+    scene, actions = tmp_path / "scene", tmp_path / "actions.json"
+    assert vid2act("scene", "--task", "reach", "--seed", 1_000_003, "--out", scene).code == 0
+    assert vid2act("oracle", scene, "--out", actions).code == 0
+    solved = vid2act("execute", actions, "--scene", scene, "--out", tmp_path / "solved").json()
+    assert solved["success"] and 0 < solved["solved_at"] <= solved["steps"]
+    document = json.loads(actions.read_text())
+    gripper = document["actions"][-1][3]
+    document["actions"] += [[0.0, 0.0, 0.03, gripper]] * 8  # then lift the grasp point 24 cm off the goal
+    actions.write_text(json.dumps(document))
+    undone = vid2act("execute", actions, "--scene", scene, "--out", tmp_path / "undone").json()
+    assert not undone["success"] and undone["solved_at"] == solved["solved_at"]
+    assert undone["steps"] == solved["steps"] + 8
 
 
 def test_execute_stops_after_k_and_continues_from_the_reached_scene(scene_dir, oracle_actions, tmp_path):

@@ -4,7 +4,10 @@ One loop drives every policy through `vid2act.policies` (`reset(scene)`, `act(ob
 loop by default: a chunk from the real frame every `replan_every` actions; 0 is one whole-task plan, open
 loop), sketch (the planner's sketch executed without drawing), gt-video, oracle, bc and random. Every policy gets the same time limit (`TIME_LIMIT_FACTOR` x the
 task's step limit) and success is judged once, when the episode ends: at the time limit, or when the policy
-has nothing more to do (`ended_by` in the record says which)."""
+has nothing more to do (`ended_by` in the record says which). Each record also keeps `solved_at`, the first
+step after which the success test held: papers that end an episode at its first success (Meta-World's and
+LIBERO's evaluations, panda-gym's and `vid2act.gym`'s termination) count those, and an episode solved and then
+undone shows the gap."""
 from __future__ import annotations
 
 import math
@@ -72,7 +75,7 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
     low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
     scene = make_scene(task_name, seed, config.split)
     episode = Episode()
-    ended_by = "time_limit"
+    ended_by, solved_at = "time_limit", None
     with Env(scene) as env:
         rgb, depth = env.world.render()
         write_scene(folder / "scene", scene, rgb, depth)
@@ -91,6 +94,8 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
             started = time.perf_counter()
             rollout = env.run(actions)
             episode.execute_seconds += time.perf_counter() - started
+            if solved_at is None and rollout.solved_at is not None:
+                solved_at = len(episode.actions) + rollout.solved_at
             episode.actions += list(rollout.actions)
             episode.frames += list(rollout.rgb[1:])
             episode.depths += list(rollout.depth[1:])
@@ -120,6 +125,7 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
     seconds = {**policy.seconds, "execute": episode.execute_seconds}
     record = {"task": task_name, "split": config.split, "seed": seed, "instruction": scene["instruction"],
               "success": bool(success), "steps": len(actions), "time_limit": limit, "ended_by": ended_by,
+              "solved_at": solved_at,
               "plans": plans, "replans": max(0, plans - 1), "still_plans": stats.get("still_plans", 0),
               "seconds": {k: round(v, 4) for k, v in seconds.items()}, "distances": distances,
               "folder": str(relative)}
@@ -192,8 +198,10 @@ def aggregate(records: list[dict]) -> dict:
     for name, rows in groups.items():
         wins = sum(r["success"] for r in rows)
         low, high = wilson(wins, len(rows))
+        solved = sum(r["solved_at"] is not None for r in rows)
         out[name] = {"episodes": len(rows), "successes": wins, "success_rate": wins / len(rows),
                      "wilson95": [round(low, 4), round(high, 4)],
+                     "solved_at_some_step": solved, "solved_at_some_step_rate": solved / len(rows),
                      "mean_seconds": {k: round(float(np.mean([r["seconds"][k] for r in rows])), 4)
                                       for k in rows[0]["seconds"]},
                      "mean_steps": round(float(np.mean([r["steps"] for r in rows])), 1),

@@ -369,6 +369,7 @@ def result_document(scene: dict, rollout, actions_source, scene_dir) -> dict:
     return {"format": RESULT_FORMAT, "success": bool(rollout.success), "task": scene["task"],
             "split": scene.get("split"), "seed": scene["seed"], "instruction": scene["instruction"],
             "steps": len(rollout.actions), "steps_since_start": scene.get("steps_taken", 0) + len(rollout.actions),
+            "solved_at": rollout.solved_at,
             "metrics": rollout.distances, "scene": str(scene_dir), "actions_source": actions_source}
 
 

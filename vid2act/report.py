@@ -36,13 +36,14 @@ def markdown(info: dict, root: Path) -> str:
              f"{config['episodes']} episodes per family, {config['steps']} denoising steps, guidance "
              f"{config['guidance']}. {info['wall_seconds']:.0f} s wall, {info['episodes_per_hour']:.0f} episodes/hour "
              f"with {config['workers']} worker(s).", "",
-             "| family | split | success | rate | 95 % interval (Wilson) | mean steps | mean replans | "
-             "generate s | translate s | execute s |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| family | split | success | rate | 95 % interval (Wilson) | solved at some step | mean steps | "
+             "mean replans | generate s | translate s | execute s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, a in info["aggregates"].items():
         family, split = name.split("/")
         s = a["mean_seconds"]
         lines.append(f"| {family} | {split} | {a['successes']}/{a['episodes']} | {a['success_rate']:.0%} | "
-                     f"{a['wilson95'][0]:.0%}–{a['wilson95'][1]:.0%} | {a['mean_steps']} | {a['mean_replans']} | "
+                     f"{a['wilson95'][0]:.0%}–{a['wilson95'][1]:.0%} | {a['solved_at_some_step']}/{a['episodes']} | "
+                     f"{a['mean_steps']} | {a['mean_replans']} | "
                      f"{s['generate']:.2f} | {s['translate']:.3f} | {s['execute']:.2f} |")
     lines += ["", "## Plan beside reality", "",
               "Left: the plan frame the robot was heading for; right: what the camera saw.", ""]
@@ -98,7 +99,8 @@ def page(info: dict, root: Path, out: str) -> str:
         s = a["mean_seconds"]
         rows.append(f"<tr><td>{e(family)}</td><td>{e(split)}</td><td>{a['successes']}/{a['episodes']}</td>"
                     f"<td><b>{a['success_rate']:.0%}</b></td><td>{a['wilson95'][0]:.0%}–{a['wilson95'][1]:.0%}</td>"
-                    f"<td>{a['mean_steps']}</td><td>{a['mean_replans']}</td><td>{s['generate']:.2f}</td>"
+                    f"<td>{a['solved_at_some_step']}/{a['episodes']}</td><td>{a['mean_steps']}</td>"
+                    f"<td>{a['mean_replans']}</td><td>{s['generate']:.2f}</td>"
                     f"<td>{s['translate']:.3f}</td><td>{s['execute']:.2f}</td></tr>")
     gifs = []
     for r in info["episodes"]:
@@ -129,9 +131,11 @@ code {{ background: #f4f4f4; padding: 6px; display: block; white-space: pre-wrap
 <img src="{_inline(success_chart(info), 'image/png')}" alt="success per family with 95 % intervals">
 <h2>Success and time per stage</h2>
 <table><tr><th>family</th><th>split</th><th>success</th><th>rate</th><th>95 % interval (Wilson)</th>
-<th>mean steps</th><th>mean replans</th><th>generate s</th><th>translate s</th><th>execute s</th></tr>
+<th>solved at some step</th><th>mean steps</th><th>mean replans</th><th>generate s</th><th>translate s</th><th>execute s</th></tr>
 {''.join(rows)}</table>
-<p>Seconds are per episode: generate (planning), translate (the IDM), execute (PyBullet, rendering included).</p>
+<p>Success is the task's test when the episode ends; "solved at some step" counts the episodes where it held
+after any action (what evaluations that stop at the first success count). Seconds are per episode: generate
+(planning), translate (the IDM), execute (PyBullet, rendering included).</p>
 <h2>Plan beside reality</h2>
 <p>Per family, one episode: left, the plan frame the robot was heading for; right, what the camera saw.</p>
 {''.join(gifs) or '<p>(this policy draws no plans)</p>'}

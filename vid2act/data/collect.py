@@ -100,7 +100,7 @@ def join(parts: list[Rollout]) -> Rollout:
     last = parts[-1]
     return Rollout(rgb=cat("rgb"), depth=cat("depth"), actions=np.concatenate([p.actions for p in parts]),
                    ee_pose=cat("ee_pose"), ee_target=cat("ee_target"), gripper_width=cat("gripper_width"),
-                   success=last.success, distances=last.distances)
+                   solved=np.concatenate([p.solved for p in parts]), success=last.success, distances=last.distances)
 
 
 def handed_over(env: Env, policy, count: int) -> Rollout | None:

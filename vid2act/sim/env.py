@@ -63,8 +63,15 @@ class Rollout:
     ee_pose: np.ndarray  # float32 [T+1, 7], grasp point position and quaternion
     ee_target: np.ndarray  # float64 [T+1, 3], the commanded grasp point the arm is driven towards
     gripper_width: np.ndarray  # float32 [T+1], metres between the fingers
+    solved: np.ndarray  # bool [T], the task's success test after each action (a task solved, then undone, shows)
     success: bool
     distances: dict
+
+    @property
+    def solved_at(self) -> int | None:
+        """How many actions in the task's success test first held, or None: `success` is the test after the
+        last one, which a policy that solves the task and then undoes it fails."""
+        return int(np.argmax(self.solved)) + 1 if self.solved.any() else None
 
 
 class Env:
@@ -95,6 +102,7 @@ class Env:
         poses = [self.world.robot.ee_pose()]
         targets = [self.world.robot.ee_target.copy()]
         widths = [self.world.robot.finger_width()]
+        solved = []
         done = []
         for action in actions:
             if max_steps is not None and len(done) >= max_steps:
@@ -107,11 +115,12 @@ class Env:
             poses.append(self.world.robot.ee_pose())
             targets.append(self.world.robot.ee_target.copy())
             widths.append(self.world.robot.finger_width())
+            solved.append(self.is_success())
         return Rollout(
             rgb=np.stack([f[0] for f in frames]), depth=np.stack([f[1] for f in frames]),
             actions=np.stack(done) if done else np.zeros((0, len(ACTION_SPACE["names"])), np.float32),
             ee_pose=np.asarray(poses, np.float32), ee_target=np.asarray(targets),
-            gripper_width=np.asarray(widths, np.float32),
+            gripper_width=np.asarray(widths, np.float32), solved=np.asarray(solved, bool),
             success=self.is_success(), distances=self.task.distances(self.world, self.goal))
 
     def reached_scene(self, actions_taken: int) -> dict:
