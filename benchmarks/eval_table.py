@@ -1,6 +1,7 @@
 """Issue 5's success table from several `vid2act eval` folders: one column per policy (open-loop and
 replanning plans apart), one row per family and split, each cell the success rate with its Wilson 95 %
-interval; then the headline ratios (replanning against open loop and against BC).
+interval; then the headline ratios (replanning against open loop and against BC), and per policy how many
+episodes were solved at some step (eval folders written since `solved_at` was recorded).
 
     python benchmarks/eval_table.py runs/table/*-test runs/table/*-heldout"""
 from __future__ import annotations
@@ -59,6 +60,11 @@ def main() -> None:
                 bc = overall["bc"]["success_rate"]
                 ratio = f"{rate / bc:.2f}x" if bc else "BC is 0"
                 print(f"{split}: {column} {rate:.1%} vs bc {bc:.1%}: {ratio}")
+    for split in ("test", "heldout"):
+        for column, a in cells.get(("all", split), {}).items():
+            if "solved_at_some_step" in a:
+                print(f"{split}: {column} solved at some step {a['solved_at_some_step']}/{a['episodes']} "
+                      f"({a['solved_at_some_step_rate']:.1%}), at the end {a['successes']}/{a['episodes']}")
 
 
 if __name__ == "__main__":
