@@ -69,7 +69,7 @@ class Rollout:
 
     @property
     def solved_at(self) -> int | None:
-        """How many actions in the task's success test first held, or None: `success` is the test after the
+        """After how many actions the task's success test first held, or None: `success` is the test after the
         last one, which a policy that solves the task and then undoes it fails."""
         return int(np.argmax(self.solved)) + 1 if self.solved.any() else None
 
