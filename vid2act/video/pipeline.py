@@ -133,10 +133,13 @@ def to_model(rgb: torch.Tensor, depth: torch.Tensor | None, depth_mean: float, d
     return x.movedim(-1, -3)
 
 
-def to_pixels(x: torch.Tensor, depth_mean: float, depth_std: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+def to_pixels(x: torch.Tensor, depth_mean: float, depth_std: float,
+              quantize: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`to_model`'s inverse: float [..., C, H, W] -> uint8 rgb [..., H, W, 3] and depth metres [..., H, W] (None
-    without a depth channel)."""
-    rgb = ((x[..., :3, :, :].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1)
+    without a depth channel). `quantize=False` keeps rgb float and unrounded, so gradients pass through it."""
+    rgb = ((x[..., :3, :, :].clamp(-1, 1) + 1) * 127.5).movedim(-3, -1)
+    if quantize:
+        rgb = rgb.round().to(torch.uint8)
     return rgb, x[..., 3, :, :] * depth_std + depth_mean if x.shape[-3] == 4 else None
 
 

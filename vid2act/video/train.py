@@ -191,8 +191,9 @@ def read_back_loss(model, sampler, reader, full: torch.Tensor, current: torch.Te
             latents = sampler.step(v.flatten(1, 2), t, latents.flatten(1, 2)).prev_sample.view_as(latents)
     keyframes = (full[:, None] + enlarge(latents, tuple(full.shape[-2:]))).flatten(0, 1)  # [B*K, C, H, W]
     window = reader.architecture.window
-    rgb = ((keyframes[:, :3].clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1)  # as uint8 pixels, unrounded
-    depth = keyframes[:, 3] * depth_std + depth_mean if reader.architecture.modalities == "rgbd" else None
+    rgb, depth = to_pixels(keyframes, depth_std=depth_std, depth_mean=depth_mean, quantize=False)
+    if reader.architecture.modalities != "rgbd":
+        depth = None
     output = reader(rgb[:, None].expand(-1, window, -1, -1, -1),
                     depth[:, None].expand(-1, window, -1, -1) if depth is not None else None).float()
     truth = (grasp.flatten(0, 1).to(output.device) - reader.target_mean) / reader.target_std
