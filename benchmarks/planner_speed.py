@@ -1,6 +1,7 @@
 """Video planner speed on this machine: the latency of one chunk (median of --repeats) at 1, 2, 4 and 10
 DDIM steps, guided (2) and unguided, fp32 and bf16; the replanning rate of closed-loop control (chunk +
-IDM translation); the time of a whole open-loop plan; and, in the same run, the planner shipped before it
+IDM translation); the plan policy's step with K chunks drawn at once and the one closest to its sketch kept
+(`--best-of K`, default 4); the time of a whole open-loop plan; and, in the same run, the planner shipped before it
 (its UNet's shape from `old_planner_unet.json`, random weights: 19 stacked keyframes, 10 guided steps).
 
     python benchmarks/planner_speed.py [--planner default] [--repeats 20]"""
@@ -72,6 +73,7 @@ def main() -> None:
     scene = make_scene("stack", 1_000_000, "test")
     with Env(scene) as env:
         image, depth = env.world.render()
+        start = env.world.robot.ee_target.copy()
     prompt = scene["instruction"]
     idm, _ = load_idm(args.idm)
     native = bf16_is_native()
@@ -102,6 +104,18 @@ def main() -> None:
                 seconds = median_seconds(chunk, args.repeats)
                 print(f"| {precision} | {steps} | {guidance:g} | {seconds * 1000:.0f} ms | {1 / seconds:.1f} Hz |",
                       flush=True)
+    from vid2act.policies import Observation, PlanPolicy
+    print(f"\n| best of K (fp32, 4 steps, unguided) | one replan: K chunks + K IDM readings + the choice (median of "
+          f"{args.repeats}) | replanning rate |")
+    print("|---|---|---|")
+    for best_of in (1, 2, 4, 8):
+        policy = PlanPolicy(pipes["fp32"], idm, steps=4, guidance=1.0, replan_every=8, best_of=best_of)
+
+        def replan(k):
+            policy.reset(scene)
+            policy.act(Observation(image, depth, 0, start))
+        seconds = median_seconds(replan, args.repeats)
+        print(f"| {best_of} | {seconds * 1000:.0f} ms | {1 / seconds:.1f} Hz |", flush=True)
     whole = median_seconds(lambda k: pipes["fp32"].rollout(image, prompt, depth=depth, points=points,
                                                             generator=torch.Generator().manual_seed(k)),
                            max(3, args.repeats // 4))

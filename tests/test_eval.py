@@ -168,8 +168,55 @@ def test_plan_and_sketch_move_from_the_commanded_grasp_point(tiny_planner):
         assert not np.allclose(read[:stride, :3], first[:stride, :3]), name  # read off the frame: another start
 
 
+def test_best_of_executes_the_drawing_closest_to_its_sketch(tiny_planner):
+    """With best_of K the plan policy draws K chunks at once and executes the one whose keyframes the IDM reads
+    closest to the sketch; best_of 1 executes the one drawn."""
+    import torch
+
+    from vid2act.idm.model import expand_keyframes, keyframe_poses
+    from vid2act.policies import Observation, load_models, make_policy, sketch_disagreement
+    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.world import Camera
+    from vid2act.video.sketch import to_world
+    scene = make_scene("push", 1_000_002, "test")
+    with Env(scene) as env:
+        rgb, depth = env.world.render()
+        start = env.world.robot.ee_target.copy()
+    models = load_models("plan", planner=str(tiny_planner))
+    pipe, idm = models.planner, models.idm
+    points = pipe.ground(rgb, depth, scene["instruction"])
+    plan = pipe(rgb, scene["instruction"], depth=depth, num_inference_steps=1, num_videos_per_prompt=3,
+                generator=torch.Generator().manual_seed(scene["seed"] * 1000), points=points)
+    camera, shape = Camera.from_json(scene["camera"]), pipe.shape
+    candidates, scores = [], []
+    for i in range(3):
+        read, grips = keyframe_poses(idm, plan.rgb[i], plan.depth[i])
+        sketched = to_world(plan.marks[i].astype(np.float64), camera, shape.image_size, shape.plan_size)
+        scores.append(sketch_disagreement(read[1:], grips[1:], sketched, plan.closed[i]))
+        read[0] = start
+        candidates.append(expand_keyframes(read, grips, shape.stride)[0])
+    assert len({round(x, 9) for x in scores}) == 3  # the noise made three different drawings
+    for best_of, chosen in ((3, int(np.argmin(scores))), (1, 0)):
+        policy = make_policy("plan", models, steps=1, replan_every=64, best_of=best_of)
+        policy.reset(scene)
+        actions = policy.act(Observation(rgb, depth, 0, start))
+        # best_of 1 draws the first of the same noises alone: batched arithmetic differs in the last digits
+        assert np.allclose(actions, candidates[chosen][: len(actions)], atol=1e-5), best_of
+        assert not np.allclose(actions, candidates[(chosen + 1) % 3][: len(actions)], atol=1e-5), best_of
+
+
+def test_sketch_disagreement_adds_distance_and_gripper():
+    from vid2act.policies import GRIPPER_DISAGREEMENT_M, sketch_disagreement
+    sketched = np.zeros((4, 3))
+    read = sketched + np.array([0.03, 0.0, 0.04])  # 5 cm off at every keyframe
+    closed = np.array([False, False, True, True])
+    assert sketch_disagreement(read, closed.astype(float), sketched, closed) == pytest.approx(0.05)
+    assert sketch_disagreement(read, np.zeros(4), sketched, closed) == pytest.approx(0.05 + 2 * GRIPPER_DISAGREEMENT_M)
+
+
 @pytest.mark.parametrize("args, code, fragment", [
     (["--policy", "telepathy"], 2, "unknown policy 'telepathy'"),
+    (["--best-of", "0"], 2, "--best-of must lie between 1 and 64 (got 0)"),
     (["--replan-every", "-1"], 2, "--replan-every must be 0"),
     (["--guidance", "nan"], 2, "--guidance must be a number between 0 and 100"),
     (["--steps", "0"], 2, "--steps must lie between 1 and 1000"),

@@ -69,7 +69,8 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
     from vid2act.spec import ACTION_SPACE, FPS
     from vid2act.video.generate import plan_document
     models = _load_models(config)
-    policy = make_policy(config.policy, models, config.steps, config.guidance, config.replan_every, config.device)
+    policy = make_policy(config.policy, models, config.steps, config.guidance, config.replan_every, config.device,
+                         config.best_of)
     folder = root / relative
     limit = time_limit(task_name)
     low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])

@@ -9,7 +9,10 @@ than one. The loop executes them, renders, and asks again; a policy never touche
 - `PlanPolicy`: ground the instruction once, then draw a chunk from the real frame, read its keyframes' grasp
   points with the IDM, move from the commanded grasp point to them, return the first `replan_every` actions
   (closed loop); with `replan_every` 0 one whole-task plan, all of its actions, read from its frames alone
-  as `vid2act translate` reads a plan (UniPi's open loop). A chunk that holds still (the planner shows
+  as `vid2act translate` reads a plan (UniPi's open loop). With `best_of` K > 1 it draws K chunks (or plans)
+  at once and executes the one whose keyframes the IDM reads closest to the planner's own sketch (the
+  places the UNet was asked to draw the arm at): a drawing that lost the arm, or drew it off, is passed
+  over. A chunk that holds still (the planner shows
   nothing more to do) is drawn again with new noise, up to `STILL_PATIENCE` times in a row, before the
   policy says it is done; each such chunk is counted (`stats()["still_plans"]`).
 - `SketchPolicy`: the planner's sketch executed without drawing: the grasp points and gripper it marks for
@@ -27,11 +30,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vid2act.configs import BEST_OF
 from vid2act.sim.tasks import get_task
 from vid2act.spec import ACTION_SPACE
 
 TIME_LIMIT_FACTOR = 1.5  # every policy gets this many times the task's step limit
 STILL_PATIENCE = 3
+GRIPPER_DISAGREEMENT_M = 0.02  # a keyframe whose gripper the IDM reads unlike the sketch counts as 2 cm off
+
+
+def sketch_disagreement(points: np.ndarray, grips: np.ndarray, sketched: np.ndarray, closed: np.ndarray) -> float:
+    """How far a drawn plan is from its sketch: the mean distance (metres) between the grasp points the IDM
+    reads off its keyframes [K, 3] and the sketched ones [K, 3], plus `GRIPPER_DISAGREEMENT_M` per keyframe
+    whose gripper command [K] differs from the sketch's [K]."""
+    distance = float(np.linalg.norm(points - sketched, axis=1).mean())
+    return distance + GRIPPER_DISAGREEMENT_M * int(((grips > 0.5) != (closed > 0.5)).sum())
 
 
 def time_limit(task_name: str) -> int:
@@ -173,13 +186,15 @@ class PlanPolicy(Policy):
     name = "plan"
 
     def __init__(self, pipe, idm, steps: int = 4, guidance: float = 1.0, replan_every: int = 8,
-                 device: str = "cpu"):
+                 device: str = "cpu", best_of: int = BEST_OF):
         super().__init__()
         self.pipe, self.idm, self.steps, self.guidance = pipe, idm, steps, guidance
-        self.replan_every, self.device = replan_every, device
+        self.replan_every, self.device, self.best_of = replan_every, device, best_of
 
     def reset(self, scene):
+        from vid2act.sim.world import Camera
         super().reset(scene)
+        self.camera = Camera.from_json(scene["camera"])
         self.points = None
         self.plans: list[PlanRecord] = []
         self.still_run = 0
@@ -193,29 +208,42 @@ class PlanPolicy(Policy):
         draw = self.pipe.rollout if whole else self.pipe
         plan = draw(observation.rgb, self.scene["instruction"], depth=observation.depth,
                     num_inference_steps=self.steps, guidance_scale=self.guidance,
-                    generator=torch.Generator().manual_seed(seed), points=self.points)
+                    generator=torch.Generator().manual_seed(seed), num_videos_per_prompt=self.best_of,
+                    points=self.points)
         seconds = time.perf_counter() - started
         self.seconds["generate"] += seconds
-        return plan.rgb[0], (plan.depth[0] if plan.depth is not None else None), seconds, seed
+        return plan, seconds, seed
 
-    def _translate(self, rgb, depth, ee_target):
+    def _translate(self, plan, ee_target):
+        """The chosen drawing (the one closest to its sketch, of `best_of`) and its actions."""
         from vid2act.idm.model import expand_keyframes, holds_still, keyframe_poses
+        from vid2act.video.sketch import to_world
         started = time.perf_counter()
-        plan_depth = depth if self.idm.architecture.modalities == "rgbd" else None
-        points, grips = keyframe_poses(self.idm, rgb, plan_depth, self.device)
+        shape, best, best_score = self.pipe.shape, None, np.inf
+        for i in range(len(plan.rgb)):
+            plan_depth = plan.depth[i] if self.idm.architecture.modalities == "rgbd" else None
+            points, grips = keyframe_poses(self.idm, plan.rgb[i], plan_depth, self.device)
+            score = 0.0
+            if len(plan.rgb) > 1:
+                sketched = to_world(plan.marks[i].astype(np.float64), self.camera, shape.image_size, shape.plan_size)
+                score = sketch_disagreement(points[1:], grips[1:], sketched, plan.closed[i])
+            if score < best_score:
+                best, best_score = (i, points, grips), score
+        i, points, grips = best
         if ee_target is not None:  # where the arm is commanded to be is known; reading it off the frame adds error
             points[0] = ee_target
-        actions, heading = expand_keyframes(points, grips, self.pipe.shape.stride)
+        actions, heading = expand_keyframes(points, grips, shape.stride)
         self.seconds["translate"] += time.perf_counter() - started
-        return actions, heading, holds_still(actions)
+        depth = plan.depth[i] if plan.depth is not None else None
+        return plan.rgb[i], depth, actions, heading, holds_still(actions)
 
     def act(self, observation):
         whole = self.replan_every == 0
         if whole and self.plans:
             return np.zeros((0, 4))
         while self.still_run < STILL_PATIENCE:
-            rgb, depth, seconds, seed = self._draw(observation, whole)
-            actions, heading, still = self._translate(rgb, depth, None if whole else observation.ee_target)
+            plan, seconds, seed = self._draw(observation, whole)
+            rgb, depth, actions, heading, still = self._translate(plan, None if whole else observation.ee_target)
             self.plans.append(PlanRecord(rgb, depth, seconds, observation.steps, seed, still and not whole))
             if whole or not still:
                 self.still_run = 0
@@ -291,17 +319,18 @@ def load_models(policy: str, planner: str = "default", idm: str = "default", bc:
 
 
 def load_policy(name: str, planner: str = "default", idm: str = "default", bc: str = "default", steps: int = 4,
-                guidance: float = 1.0, replan_every: int = 8, device: str = "cpu", precision: str = "fp32") -> "Policy":
+                guidance: float = 1.0, replan_every: int = 8, device: str = "cpu", precision: str = "fp32",
+                best_of: int = BEST_OF) -> "Policy":
     """Policy `name` with its models loaded: `load_policy("plan")` is the shipped planner + IDM, closed loop."""
     return make_policy(name, load_models(name, planner, idm, bc, device, precision), steps, guidance, replan_every,
-                       device)
+                       device, best_of)
 
 
 def make_policy(name: str, models, steps: int = 4, guidance: float = 1.0, replan_every: int = 8,
-                device: str = "cpu") -> Policy:
+                device: str = "cpu", best_of: int = BEST_OF) -> Policy:
     """The policy `name` over already loaded models (`models.planner`, `.idm`, `.bc` as the policy needs)."""
     if name == "plan":
-        return PlanPolicy(models.planner, models.idm, steps, guidance, replan_every, device)
+        return PlanPolicy(models.planner, models.idm, steps, guidance, replan_every, device, best_of)
     if name == "gt-video":
         return GroundTruthVideoPolicy(models.idm, device)
     if name == "sketch":
