@@ -17,7 +17,8 @@ def command_line(config: dict, out: str) -> str:
     return (f"vid2act eval --policy {config['policy']} --planner {config['planner']} --idm {config['idm']} "
             f"--bc {config['bc']} --tasks {','.join(config['tasks'])} --split {config['split']} "
             f"--episodes {config['episodes']} --first-seed {config['first_seed']} "
-            f"--replan-every {config['replan_every']} --steps {config['steps']} --guidance {config['guidance']} "
+            f"--replan-every {config['replan_every']} --best-of {config.get('best_of', 1)} "  # before it: one drawing
+            f"--steps {config['steps']} --guidance {config['guidance']} "
             f"--precision {config['precision']} --workers {config['workers']} --out {out}")
 
 
