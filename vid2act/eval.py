@@ -2,12 +2,13 @@
 
 One loop drives every policy through `vid2act.policies` (`reset(scene)`, `act(observation)`): plan (closed
 loop by default: a chunk from the real frame every `replan_every` actions, the best of `best_of` drawings; 0 is
-one whole-task plan, open loop), sketch (the planner's sketch executed without drawing), gt-video, oracle, bc and random. Every policy gets the same time limit (`TIME_LIMIT_FACTOR` x the
-task's step limit) and success is judged once, when the episode ends: at the time limit, or when the policy
-has nothing more to do (`ended_by` in the record says which). Each record also keeps `solved_at`, the first
-step after which the success test held: papers that end an episode at its first success (Meta-World's and
-LIBERO's evaluations, panda-gym's and `vid2act.gym`'s termination) count those, and an episode solved and then
-undone shows the gap."""
+one whole-task plan, open loop), sketch (the planner's sketch executed without drawing), gt-video, oracle, bc
+and random. Every policy gets the same time limit (`TIME_LIMIT_FACTOR` x the task's step limit) and success
+is judged once, when the episode ends: at the time limit, or when the policy has nothing more to do
+(`ended_by` in the record says which). Each record also keeps `solved_at`, the first step after which the
+success test held: papers that end an episode at its first success (Meta-World's and LIBERO's evaluations,
+panda-gym's and `vid2act.gym`'s termination) count those, and an episode solved and then undone shows the
+gap."""
 from __future__ import annotations
 
 import math

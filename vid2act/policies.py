@@ -11,9 +11,8 @@ than one. The loop executes them, renders, and asks again; a policy never touche
   (closed loop); with `replan_every` 0 one whole-task plan, all of its actions, read from its frames alone
   as `vid2act translate` reads a plan (UniPi's open loop). With `best_of` K > 1 it draws K chunks (or plans)
   at once and executes the one whose keyframes the IDM reads closest to the planner's own sketch (the
-  places the UNet was asked to draw the arm at): a drawing that lost the arm, or drew it off, is passed
-  over. A chunk that holds still (the planner shows
-  nothing more to do) is drawn again with new noise, up to `STILL_PATIENCE` times in a row, before the
+  places the UNet was asked to draw the arm at). A chunk that holds still (the planner shows nothing more
+  to do) is drawn again with new noise, up to `STILL_PATIENCE` times in a row, before the
   policy says it is done; each such chunk is counted (`stats()["still_plans"]`).
 - `SketchPolicy`: the planner's sketch executed without drawing: the grasp points and gripper it marks for
   the chunk's keyframes become the actions, from the commanded grasp point (the planner's ceiling,
@@ -215,21 +214,20 @@ class PlanPolicy(Policy):
         return plan, seconds, seed
 
     def _translate(self, plan, ee_target):
-        """The chosen drawing (the one closest to its sketch, of `best_of`) and its actions."""
+        """Of the `best_of` drawings, the one whose keyframes the IDM reads closest to its sketch, and its actions.
+        Each drawing is read on its own, as with one: read in one batch, grasp points differ by ~1e-8 m."""
         from vid2act.idm.model import expand_keyframes, holds_still, keyframe_poses
         from vid2act.video.sketch import to_world
         started = time.perf_counter()
-        shape, best, best_score = self.pipe.shape, None, np.inf
-        for i in range(len(plan.rgb)):
-            plan_depth = plan.depth[i] if self.idm.architecture.modalities == "rgbd" else None
-            points, grips = keyframe_poses(self.idm, plan.rgb[i], plan_depth, self.device)
-            score = 0.0
-            if len(plan.rgb) > 1:
-                sketched = to_world(plan.marks[i].astype(np.float64), self.camera, shape.image_size, shape.plan_size)
-                score = sketch_disagreement(points[1:], grips[1:], sketched, plan.closed[i])
-            if score < best_score:
-                best, best_score = (i, points, grips), score
-        i, points, grips = best
+        shape, rgbd = self.pipe.shape, self.idm.architecture.modalities == "rgbd"
+        readings = [keyframe_poses(self.idm, plan.rgb[i], plan.depth[i] if rgbd else None, self.device)
+                    for i in range(len(plan.rgb))]
+        i = 0
+        if len(readings) > 1:
+            sketched = to_world(plan.marks.astype(np.float64), self.camera, shape.image_size, shape.plan_size)
+            i = int(np.argmin([sketch_disagreement(points[1:], grips[1:], sketched[j], plan.closed[j])
+                               for j, (points, grips) in enumerate(readings)]))
+        points, grips = readings[i]
         if ee_target is not None:  # where the arm is commanded to be is known; reading it off the frame adds error
             points[0] = ee_target
         actions, heading = expand_keyframes(points, grips, shape.stride)
