@@ -29,9 +29,15 @@ def handle_errors(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        import warnings
+
         from vid2act.errors import Vid2ActError
+        debug = os.environ.get("VID2ACT_DEBUG") == "1"
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                if not debug:  # libraries' warnings (numpy's RuntimeWarning...) are for developers, not users
+                    warnings.simplefilter("ignore")
+                return command(*args, **kwargs)
         except Vid2ActError as e:
             if os.environ.get("VID2ACT_DEBUG") == "1":
                 raise

@@ -20,13 +20,15 @@ def execute(
 ) -> None:
     """Run actions from a scene: result.json, frames.npz and rollout.mp4. Prints the result JSON."""
     from vid2act.errors import UsageError
-    from vid2act.files import (check_can_write, check_distinct, output_dir, read_actions, read_scene, result_document,
+    from contextlib import ExitStack
+
+    from vid2act.files import (check_apart, check_can_write, output_dir, read_actions, read_scene, result_document,
                                write_rollout, write_scene)
     from vid2act.sim.env import Env
 
     if max_steps is not None and max_steps < 0:
         raise UsageError(f"--max-steps must be 0 or more (got {max_steps})")
-    check_distinct(out, next_scene)
+    check_apart({"--out": out, "--next-scene": next_scene}, {"ACTIONS": actions, "--scene": scene_dir})
     document = read_scene(scene_dir)
     values, actions_document = read_actions(actions)
     check_can_write(out, force)
@@ -35,12 +37,13 @@ def execute(
     with Env(document) as env:
         rollout = env.run(values, max_steps=max_steps)
         reached = env.reached_scene(len(rollout.actions)) if next_scene is not None else None
-    if reached is not None:
-        with output_dir(next_scene, force) as tmp:
-            write_scene(tmp, reached, rollout.rgb[-1], rollout.depth[-1])
     result = result_document(document, rollout, actions_source=actions_document.get("source"),
                              scene_dir=scene_dir)
-    with output_dir(out, force) as tmp:
+    with ExitStack() as outputs:  # both written, then both renamed: a failure leaves neither
+        tmp = outputs.enter_context(output_dir(out, force))
+        if reached is not None:
+            write_scene(outputs.enter_context(output_dir(next_scene, force)), reached, rollout.rgb[-1],
+                        rollout.depth[-1])
         write_rollout(tmp, rollout.rgb, rollout.depth, result)
     verdict = "[green]success[/]" if rollout.success else "[red]failure[/]"
     console.print(f"{verdict} after {len(rollout.actions)} of {len(values)} actions: {document['instruction']}")

@@ -14,9 +14,10 @@ def oracle(
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
     """Write the scripted expert's actions for a scene. Prints the actions file's path."""
-    from vid2act.files import STDIO, check_can_write, read_scene, write_actions
+    from vid2act.files import STDIO, check_apart, check_can_write, read_scene, write_actions
     from vid2act.sim.env import Env
 
+    check_apart({"--out": out}, {"SCENE": scene_dir})
     document = read_scene(scene_dir)
     if out != STDIO:
         check_can_write(Path(out), force)

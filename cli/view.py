@@ -20,11 +20,12 @@ def view(
     from vid2act.data.dataset import Dataset
     from vid2act.data.view import grid, parse_episodes
     from vid2act.errors import UsageError, check_range
-    from vid2act.files import check_can_write, write_gif, write_video
+    from vid2act.files import check_apart, check_can_write, write_gif, write_video
 
     if out.suffix.lower() not in (".gif", ".mp4"):
         raise UsageError(f"--out {out}: write a .gif or an .mp4")
     check_range("--scale", scale, 1, 16)
+    check_apart({"--out": out}, {"DATA": data})
     check_can_write(out, force)
     dataset = Dataset(data)
     chosen = parse_episodes(episodes, len(dataset))

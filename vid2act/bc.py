@@ -30,7 +30,7 @@ from vid2act.files import write_json
 from vid2act.nn import encoder_layers
 from vid2act.shipped import resolve
 from vid2act.training import (CHECKPOINT, Curves, FrameStore, held_out_split, learning_rate, load_checkpoint,
-                              make_accelerator, releases_run_lock, save_checkpoint, shard, start_run)
+                              make_accelerator, releases_run_lock, save_checkpoint, prepare_run, shard, start_run)
 from vid2act.spec import ACTION_SPACE
 from vid2act.video import text
 from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, GroundingNet, demo_pixels, heatmaps,
@@ -169,6 +169,7 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
              on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
              on_message: Callable[[str], None] = lambda text: None) -> dict:
     config.check()
+    prepare_run(config, "train bc", resume, force)  # before any work: what --out holds, and its inputs
     run = Path(config.out)
     accelerator = make_accelerator(config.device, report_to=config.report_to, run=run)
     dataset = Dataset(config.data)  # checked before the run folder exists: a refusal leaves nothing
@@ -184,7 +185,7 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
         if planner.shape.image_size != tuple(dataset.info["image_size"]):
             raise UsageError(f"--grounding {config.grounding} reads {planner.shape.image_size} frames; the "
                              f"dataset's are {tuple(dataset.info['image_size'])}")
-    start_run(accelerator, run, resume, force, on_message)  # locked until this function returns
+    start_run(accelerator, run, config, "train bc", resume, force, on_message)  # locked until this function returns
 
     # Data: every (frame, action) pair of the training episodes in memory, the last episodes held out.
     grid = planner.shape.plan_size if planner is not None else (1, 1)

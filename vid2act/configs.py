@@ -24,7 +24,7 @@ REPORT_TO_HELP = ("none, or tensorboard: the curves also as event files in RUN/l
 @dataclass(frozen=True, kw_only=True)
 class FrameNetConfig:
     """What the two small frame-reading nets (the IDM and the BC baseline) are trained with alike."""
-    data: str = option(help="Dataset folder (from `vid2act collect`).", short="-d")
+    data: str = option(help="Dataset folder (from `vid2act collect`).", short="-d", reads="path")
     out: str = option(help="Run folder: checkpoints, metrics.json, curves, the trained model.", short="-o")
     modalities: str = option("rgbd", "rgb or rgbd (RGB plus metric depth).")
     width: int = option(16, "Channels of the first conv layer.")
@@ -56,10 +56,11 @@ class IDMTrainConfig(FrameNetConfig):
     eval_every: int = option(1000, "Validate every N steps.")
     planner: str = option("", "Also learn to read the keyframes this planner (folder or shipped name) draws: half "
                               "of every batch is drawn keyframes, each drawn from a training clip to the "
-                              "demonstration's own sketch and labelled with its grasp point and gripper (pose head).")
+                              "demonstration's own sketch and labelled with its grasp point and gripper (pose head).",
+                          reads="planner")
     drawn_clips: int = option(8000, "Clips the --planner draws before training (its keyframes each).", advanced=True)
     init_from: str = option("", "Start from this IDM's weights and normalization (folder or shipped name, e.g. "
-                                "default) instead of random ones.")
+                                "default) instead of random ones.", reads="idm")
 
     def architecture(self, image_size):
         from vid2act.idm.model import IDMArchitecture
@@ -79,10 +80,10 @@ class IDMTrainConfig(FrameNetConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class VideoTrainConfig:
-    data: str = option(help="Dataset folder (from `vid2act collect`).", short="-d")
+    data: str = option(help="Dataset folder (from `vid2act collect`).", short="-d", reads="path")
     out: str = option(help="Run folder: grounding, sketch, checkpoints, samples, snapshots, the planner.", short="-o")
     recovery: str = option("", "A dataset of recovery episodes (`vid2act collect --recover`) that the sketch and "
-                               "the UNet learn from too, from the frame where the expert took over.")
+                               "the UNet learn from too, from the frame where the expert took over.", reads="path")
     modalities: str = option("rgbd", "rgb or rgbd (plans with metric depth).")
     stride: int = option(4, "Dataset frames between keyframes.")
     keyframes: int = option(4, "Keyframes per chunk, after the current frame.")
@@ -132,11 +133,11 @@ class VideoTrainConfig:
     mixed_precision: str = option("no", "no, bf16 (CPUs with AMX or AVX512-BF16, GPUs) or fp16 (GPUs); weights "
                                         "stay fp32.")
     init_from: str = option("", "Start the UNet from this planner's weights (folder or shipped name, e.g. "
-                                "default) instead of random ones.")
+                                "default) instead of random ones.", reads="planner")
     reader: str = option("", "An IDM (folder or shipped name, e.g. default: idm-plans-rgbd) that reads the UNet's "
                              "drawings back: each step also draws its clips' chunks as the planner samples them and "
                              "adds the reading's error against the demonstration to the loss. For a run --init-from "
-                             "a trained planner.")
+                             "a trained planner.", reads="plan-idm")
     report_to: str = option("none", REPORT_TO_HELP)
 
     def check(self) -> None:
@@ -171,9 +172,9 @@ class VideoTrainConfig:
 class BCTrainConfig(FrameNetConfig):
     hidden: int = option(256, "Features of the image and the instruction before the action head.", advanced=True)
     recovery: str = option("", "A dataset of recovery episodes (`vid2act collect --recover`) learnt from too, from "
-                               "the frame where the expert took over.")
+                               "the frame where the expert took over.", reads="path")
     grounding: str = option("", "A planner (folder or shipped name, e.g. default) whose grounding heatmaps BC "
-                                "reads beside the frame, as the planner does.")
+                                "reads beside the frame, as the planner does.", reads="planner")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,10 +183,11 @@ class EvalConfig:
     policy: str = option("plan", "plan (planner + IDM), sketch (the planner's sketch executed without drawing: the "
                                  "planner's ceiling), gt-video (the oracle's video + IDM: the IDM's ceiling), "
                                  "oracle, bc or random.")
-    planner: str = option("default", "Planner run folder or shipped name (policies plan, sketch).")
+    planner: str = option("default", "Planner run folder or shipped name (policies plan, sketch).",
+                          reads="planner")
     idm: str = option("default", "IDM run folder or shipped name (policies plan, sketch, gt-video; default: "
-                                 "idm-plans-rgbd for plan, idm-rgbd for the others).")
-    bc: str = option("default", "Behavior-cloning run folder or shipped name (policy bc).")
+                                 "idm-plans-rgbd for plan, idm-rgbd for the others).", reads="idm")
+    bc: str = option("default", "Behavior-cloning run folder or shipped name (policy bc).", reads="bc")
     tasks: tuple[str, ...] = option(TASK_FAMILIES, "Comma-separated task families, or all.", every=TASK_FAMILIES)
     split: str = option("test", "test (seen combinations, unseen seeds) or heldout (combinations no training data "
                                 "contains).")

@@ -21,10 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-from vid2act.errors import UsageError
 from vid2act.configs import EvalConfig
-from vid2act.files import (actions_document, output_dir, write_gif, write_json, write_plan, write_rollout,
-                           write_scene, write_video)
+from vid2act.files import (actions_document, check_apart, check_can_write, output_dir, write_gif, write_json,
+                           write_plan, write_rollout, write_scene, write_video)
+from vid2act.options import inputs_of
 from vid2act.report import GIF_NAME, write_reports
 from vid2act.sim.tasks import seed_range
 
@@ -152,8 +152,8 @@ def evaluate(config: EvalConfig, force: bool = False,
              on_episode: Callable[[dict, int, int], None] = lambda record, done, total: None) -> dict:
     config.check()
     out = Path(config.out)
-    if out.exists() and not force:
-        raise UsageError(f"{out} already exists; pass --force to replace it, or choose another --out")
+    check_apart({"--out": out}, inputs_of(config))
+    check_can_write(out, force)
     first = seed_range(config.split)[0] + config.first_seed
     jobs, shown = [], {}
     for task in config.tasks:

@@ -13,6 +13,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -20,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from vid2act.errors import UsageError, Vid2ActError
-from vid2act.spec import ACTION_SPACE, FPS, TASK_FAMILIES, image_size_problem
+from vid2act.spec import ACTION_SPACE, FPS, MAX_ACTIONS, TASK_FAMILIES, image_size_problem
 
 SCENE_FORMAT = "vid2act.scene/1"
 
@@ -32,28 +33,58 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-# --- atomic writes ----------------------------------------------------------------------------------
+# --- outputs: checked before any work ----------------------------------------------------------------
 def check_can_write(path: Path, force: bool) -> None:
-    """Refuse, before any work, an output that exists (a dangling symlink included) without `force`, or whose
-    folder cannot be made because a file is in the way."""
+    """Refuse, before any work, an output that exists (a dangling symlink included) without `force`, that is
+    standard output where a command writes a file or folder, or whose folder cannot be made (a file or a
+    dangling symlink in the way) or written (read-only)."""
     path = Path(path)
+    if str(path) == STDIO:
+        raise UsageError("--out -: this command writes a file or folder, not standard output; give a path")
     if os.path.lexists(path) and not force:
         raise UsageError(f"{path} already exists; pass --force to replace it, or choose another --out")
+    check_writable_place(path)
+
+
+def check_writable_place(path: Path) -> None:
+    """The place of an output, `path` itself aside: a name short enough for its temporary twin, and a nearest
+    existing folder above it that is a folder (not a file, not a dangling symlink) and writable."""
+    path = Path(path)
     if len(os.fsencode(path.name)) > NAME_MAX - len(".XXXXXXXX.tmp.old") - 1:  # its temporary twin must fit too
         raise UsageError(f"cannot write {path}: its name is {len(os.fsencode(path.name))} bytes, longer than this "
                          f"file system allows ({NAME_MAX}, less the temporary suffix); choose a shorter --out")
     for parent in path.absolute().parents:
-        if os.path.lexists(parent):
-            if not parent.is_dir():
-                raise UsageError(f"cannot write {path}: {parent} is a file, not a folder")
-            break
+        if not os.path.lexists(parent):
+            continue
+        if not parent.exists():
+            raise UsageError(f"cannot write {path}: {parent} is a symbolic link to {os.readlink(parent)}, which "
+                             "does not exist; make its target or choose another --out")
+        if not parent.is_dir():
+            raise UsageError(f"cannot write {path}: {parent} is a file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise Vid2ActError(f"cannot write {path}: {parent} is read-only or not yours to write (check its "
+                               "permissions, or choose another --out)")
+        break
 
 
-def check_distinct(*paths) -> None:
-    """Refuse outputs of one command that are the same path or lie one inside the other."""
-    named = [(Path(p), Path(os.path.abspath(p))) for p in paths if p is not None and str(p) != STDIO]
-    for i, (a, full_a) in enumerate(named):
-        for b, full_b in named[i + 1:]:
+def check_apart(outputs: dict, inputs: dict) -> None:
+    """Refuse, before any work, an output that is, holds or lies inside one of the command's inputs (writing it,
+    or replacing it with --force, would destroy that input), and outputs that overlap one another. Both map an
+    option's name to its path (None, "" and "-" are skipped); symbolic links are followed."""
+    def named(paths: dict):
+        return [(name, Path(p), Path(os.path.realpath(p))) for name, p in paths.items()
+                if p is not None and str(p) not in ("", STDIO)]
+
+    outs = named(outputs)
+    for name, out, full_out in outs:
+        for input_name, source, full_in in named(inputs):
+            relation = ("is" if full_out == full_in else "holds" if full_out in full_in.parents
+                        else "lies inside" if full_in in full_out.parents else None)
+            if relation:
+                raise UsageError(f"{name} {out} {relation} the input {input_name} {source}: writing there would "
+                                 f"destroy it; choose another {name}")
+    for i, (name_a, a, full_a) in enumerate(outs):
+        for name_b, b, full_b in outs[i + 1:]:
             if full_a == full_b or full_a in full_b.parents or full_b in full_a.parents:
                 relation = "are the same path" if full_a == full_b else "lie one inside the other"
                 raise UsageError(f"the outputs {a} and {b} {relation}; give each its own place")
@@ -223,6 +254,33 @@ def recover_leftovers(folder: Path) -> list[str]:
 
 
 # --- reading helpers ---------------------------------------------------------------------------------
+MAX_INT_DIGITS = 18  # a whole number in a document: beyond int64 it is no seed, count or size vid2act reads
+
+
+class _TooLong(ValueError):
+    pass
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _TooLong(text)
+    return int(text)
+
+
+def parse_json(text: str, what: str, where) -> object:
+    """JSON text as Python values, refusing in one line what Python's parser would take but nothing after it
+    could use: whole numbers too large for a float's exact range, and nesting deep enough to exhaust the stack."""
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as e:
+        raise Vid2ActError(f"{what} {where} is not valid JSON (line {e.lineno}: {e.msg})") from None
+    except _TooLong as e:
+        raise Vid2ActError(f"{what} {where} holds a whole number of {len(str(e).lstrip('-'))} digits; vid2act "
+                           f"reads at most {MAX_INT_DIGITS}") from None
+    except RecursionError:
+        raise Vid2ActError(f"{what} {where} is nested too deeply to be a vid2act document") from None
+
+
 def load_json(path: Path, what: str) -> dict:
     try:
         text = sys.stdin.read() if str(path) == STDIO else Path(path).read_text()
@@ -230,13 +288,77 @@ def load_json(path: Path, what: str) -> dict:
         raise Vid2ActError(f"{what} {path} does not exist") from None
     except (IsADirectoryError, UnicodeDecodeError) as e:
         raise Vid2ActError(f"{what} {path} is not a JSON file ({e.__class__.__name__})") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise Vid2ActError(f"{what} {path} is not valid JSON (line {e.lineno}: {e.msg})") from None
+    document = parse_json(text, what, path)
     if not isinstance(document, dict):
         raise Vid2ActError(f"{what} {path} must hold a JSON object")
     return document
+
+
+# --- arrays: a header is checked against the bytes that hold it before anything is allocated -----------------
+DEFLATE_MAX_RATIO = 1032  # zlib never expands data more than this on decompression
+
+
+def _read_npy(stream, stored: int, where) -> np.ndarray:
+    """An array from an open .npy stream whose data can be at most `stored` bytes: the shape its header claims
+    must fit in them, so a forged header is refused instead of allocating what it claims."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(stream)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(stream)
+    except (ValueError, EOFError, OSError) as e:
+        raise Vid2ActError(f"{where} is not a readable array ({e.__class__.__name__}: {e})") from None
+    if dtype.hasobject:
+        raise Vid2ActError(f"{where} holds Python objects; vid2act reads plain numeric arrays (it never unpickles)")
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > stored:
+        raise Vid2ActError(f"{where}: its header claims a {'x'.join(map(str, shape))} {dtype} array "
+                           f"({claimed:,} bytes) but the file holds at most {stored:,}; the file is damaged or forged")
+    data, got = bytearray(claimed), 0
+    try:
+        while got < claimed:
+            count = stream.readinto(memoryview(data)[got:])
+            if not count:
+                break
+            got += count
+    except (EOFError, OSError, zipfile.BadZipFile, zlib.error) as e:
+        raise Vid2ActError(f"{where} is not a readable array ({e.__class__.__name__}: {e})") from None
+    if got != claimed:
+        raise Vid2ActError(f"{where} is truncated: {got:,} of the {claimed:,} bytes its header claims")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """A .npy file's array, its header checked first."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            return _read_npy(stream, os.fstat(stream.fileno()).st_size, path)
+    except IsADirectoryError:
+        raise Vid2ActError(f"{path} is a folder, not a .npy file") from None
+
+
+def load_npz(path: Path, names=None) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file (only `names`, when given), each header checked against what its zip entry
+    can hold: the bytes stored, times deflate's largest ratio."""
+    path = Path(path)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as e:
+        raise Vid2ActError(f"{path} is not a readable npz ({e.__class__.__name__}: {e})") from None
+    arrays = {}
+    with archive:
+        for entry in archive.infolist():
+            name = entry.filename[:-4] if entry.filename.endswith(".npy") else entry.filename
+            if names is not None and name not in names:
+                continue
+            stored = entry.compress_size * (DEFLATE_MAX_RATIO if entry.compress_type else 1)
+            try:
+                with archive.open(entry) as stream:
+                    arrays[name] = _read_npy(stream, min(stored, entry.file_size), f"{path} ({name})")
+            except (OSError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as e:
+                raise Vid2ActError(f"{path} is not a readable npz ({e.__class__.__name__}: {e})") from None
+    return arrays
 
 
 def check_format(document: dict, expected: str, where, also: tuple[str, ...] = ()) -> None:
@@ -257,7 +379,10 @@ def require(document: dict, key: str, kind, where) -> object:
 
 # --- scene ---------------------------------------------------------------------------------------------
 def write_scene(folder: Path, scene: dict, rgb: np.ndarray, depth: np.ndarray) -> None:
+    """A scene folder's files; the document is held to the schema its readers check (a state reached by a
+    rollout, say, whose object has fallen out of the world's envelope, is refused rather than written)."""
     import imageio.v3 as iio
+    check_scene(scene, "the scene to write")
     write_json(folder / "scene.json", scene)
     write_bytes(folder / "start.png", iio.imwrite("<bytes>", rgb, extension=".png"))
     buffer = io.BytesIO()
@@ -266,7 +391,7 @@ def write_scene(folder: Path, scene: dict, rgb: np.ndarray, depth: np.ndarray) -
 
 
 def read_scene(folder: Path) -> dict:
-    """The scene document of a scene folder, checked well enough that the world can be rebuilt from it."""
+    """The scene document of a scene folder, checked against the scene schema (`check_scene`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise Vid2ActError(f"scene folder {folder} does not exist (make one with `vid2act scene`)")
@@ -275,43 +400,167 @@ def read_scene(folder: Path) -> dict:
         raise Vid2ActError(f"{folder} has no scene.json (make a scene with `vid2act scene`)")
     scene = load_json(path, "scene file")
     check_format(scene, SCENE_FORMAT, path)
-    try:
-        _check_scene(scene, path)
-    except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise Vid2ActError(f"{path} is malformed ({e.__class__.__name__}: {e})") from None
+    check_scene(scene, path)
     return scene
 
 
-def _check_scene(scene: dict, where: Path) -> None:
+# The scene schema: every key known, every number finite and inside what the world can hold. Objects may have
+# fallen off the table (a rollout that knocked one off continues from there), so their envelope is wide; the
+# commanded grasp point and the joints are held to the workspace and the joint limits, a little margin added.
+SCENE_KEYS = {"format", "task", "split", "seed", "instruction", "goal", "combination", "image_size", "camera",
+              "physics", "action_space", "state"}
+SCENE_OPTIONAL_KEYS = {"steps_taken"}  # a scene written by `execute --next-scene`
+SPLIT_NAMES = ("train", "test", "heldout")
+GOAL_KEYS = {"reach": ("target",), "push": ("object", "target"), "pick_place": ("object", "target"),
+             "stack": ("object", "target")}
+OBJECT_KEYS = ("name", "shape", "color", "position", "orientation", "linear_velocity", "angular_velocity")
+OBJECT_REACH = 10.0  # metres from the robot's base in x and y
+OBJECT_LOWEST, OBJECT_HIGHEST = -1000.0, 10.0  # metres: fallen off the table, or thrown up
+MAX_LINEAR_SPEED, MAX_ANGULAR_SPEED = 200.0, 1000.0  # m/s, rad/s
+MAX_JOINT_SPEED = 100.0  # rad/s (m/s for the fingers)
+WORKSPACE_MARGIN, JOINT_MARGIN = 0.01, 0.05  # metres, radians
+MAX_OBJECTS = 16
+
+
+def _keys(document: dict, required, where, optional=()) -> None:
+    missing = [k for k in required if k not in document]
+    if missing:
+        raise Vid2ActError(f"{where} lacks the field {missing[0]!r}")
+    unknown = sorted(set(document) - set(required) - set(optional))
+    if unknown:
+        raise Vid2ActError(f"{where} has the unknown field {unknown[0]!r} (was it written by another tool or "
+                           "version?)")
+
+
+def _number(value, where: str, low: float, high: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise Vid2ActError(f"{where} must be a finite number (got {value!r})")
+    if not low <= value <= high:
+        raise Vid2ActError(f"{where} = {value:g} lies outside [{low:g}, {high:g}]")
+    return float(value)
+
+
+def _vector(values, size: int, where: str, low=-math.inf, high=math.inf) -> np.ndarray:
+    """`size` finite numbers, each within `low` and `high` (scalars or one bound per component)."""
+    if not isinstance(values, list) or len(values) != size or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise Vid2ActError(f"{where} must be {size} finite numbers")
+    vector = np.asarray(values, dtype=float)
+    low, high = np.broadcast_to(low, size), np.broadcast_to(high, size)
+    outside = np.flatnonzero((vector < low) | (vector > high))
+    if outside.size:
+        i = int(outside[0])
+        raise Vid2ActError(f"{where}[{i}] = {vector[i]:g} lies outside [{low[i]:g}, {high[i]:g}]")
+    return vector
+
+
+def check_scene(scene: dict, where) -> None:
+    """Refuse, naming the field, a scene the world cannot be rebuilt from as written (`execute` restores it)."""
+    from vid2act.spec import (ARM_LOWER, ARM_UPPER, COLOR_NAMES, FINGER_OPEN, FRAME_INTERVAL, SHAPES, TIMESTEP,
+                              WORKSPACE_HIGH, WORKSPACE_LOW)
+    if not isinstance(scene, dict):
+        raise Vid2ActError(f"{where} must hold a JSON object")
+    _keys(scene, SCENE_KEYS, where, SCENE_OPTIONAL_KEYS)
     task = require(scene, "task", str, where)
     if task not in TASK_FAMILIES:
         raise Vid2ActError(f"{where} names the unknown task {task!r}")
-    for key, kind in (("seed", int), ("instruction", str), ("goal", dict), ("image_size", list),
-                      ("camera", dict), ("state", dict), ("action_space", dict)):
+    if scene["split"] not in SPLIT_NAMES:
+        raise Vid2ActError(f"{where}: split {scene['split']!r} is not one of {', '.join(SPLIT_NAMES)}")
+    for key, kind in (("seed", int), ("instruction", str), ("goal", dict), ("combination", list),
+                      ("image_size", list), ("camera", dict), ("physics", dict), ("state", dict),
+                      ("action_space", dict)):
         require(scene, key, kind, where)
+    if isinstance(scene["seed"], bool) or scene["seed"] < 0:
+        raise Vid2ActError(f"{where}: seed must be a whole number, 0 or more")
+    if not 0 < len(scene["instruction"]) <= 1000:
+        raise Vid2ActError(f"{where}: the instruction must hold 1 to 1,000 characters")
+    if not all(isinstance(item, str) for item in scene["combination"]):
+        raise Vid2ActError(f"{where}: combination must be a list of names")
+    if "steps_taken" in scene and (not isinstance(scene["steps_taken"], int) or isinstance(scene["steps_taken"], bool)
+                                   or scene["steps_taken"] < 0):
+        raise Vid2ActError(f"{where}: steps_taken must be a whole number, 0 or more")
+    if len(scene["image_size"]) != 2:
+        raise Vid2ActError(f"{where}: image_size must be [height, width]")
     height, width = scene["image_size"]
     problem = image_size_problem(height, width)
     if problem:
         raise Vid2ActError(f"{where}: image size {height}x{width}: {problem}")
+    _check_camera(scene["camera"], f"{where}: camera")
+    physics = scene["physics"]
+    _keys(physics, ("timestep", "frame_interval"), f"{where}: physics")
+    if physics["timestep"] != TIMESTEP or physics["frame_interval"] != FRAME_INTERVAL:
+        raise Vid2ActError(f"{where}: physics {physics} is not the simulator's (timestep {TIMESTEP}, frame interval "
+                           f"{FRAME_INTERVAL})")
     check_action_space(scene["action_space"], where)
+
     state = scene["state"]
-    names = set()
-    for obj in require(state, "objects", list, where):
-        names.add(obj["name"])
-        for key in ("position", "orientation", "linear_velocity", "angular_velocity"):
-            _finite_vector(obj[key], 4 if key == "orientation" else 3, f"{where}: {obj['name']} {key}")
-    for name in scene["goal"].values():
-        if name not in names:
-            raise Vid2ActError(f"{where}: the goal names {name!r}, which is not among the scene's objects")
-    robot = require(state, "robot", dict, where)
-    for key, size in (("joint_positions", 9), ("joint_velocities", 9), ("ee_target", 3)):
-        _finite_vector(robot[key], size, f"{where}: robot {key}")
+    _keys(state, ("robot", "objects"), f"{where}: state")
+    objects = require(state, "objects", list, f"{where}: state")
+    if not 1 <= len(objects) <= MAX_OBJECTS:
+        raise Vid2ActError(f"{where}: state.objects must hold 1 to {MAX_OBJECTS} objects")
+    shapes = {}
+    for i, obj in enumerate(objects):
+        at = f"{where}: state.objects[{i}]"
+        if not isinstance(obj, dict):
+            raise Vid2ActError(f"{at} must be a JSON object")
+        _keys(obj, OBJECT_KEYS, at)
+        if obj["shape"] not in (*SHAPES, "pad"):
+            raise Vid2ActError(f"{at}.shape {obj['shape']!r} is not one of {', '.join((*SHAPES, 'pad'))}")
+        if obj["color"] not in COLOR_NAMES:
+            raise Vid2ActError(f"{at}.color {obj['color']!r} is not one of {', '.join(COLOR_NAMES)}")
+        if obj["name"] != f"{obj['color']} {obj['shape']}":
+            raise Vid2ActError(f"{at}.name {obj['name']!r} does not match its colour and shape "
+                               f"({obj['color']} {obj['shape']})")
+        if obj["name"] in shapes:
+            raise Vid2ActError(f"{at}: the scene holds two objects named {obj['name']!r}")
+        shapes[obj["name"]] = obj["shape"]
+        _vector(obj["position"], 3, f"{at}.position", (-OBJECT_REACH, -OBJECT_REACH, OBJECT_LOWEST),
+                (OBJECT_REACH, OBJECT_REACH, OBJECT_HIGHEST))
+        quaternion = _vector(obj["orientation"], 4, f"{at}.orientation")
+        if abs(np.linalg.norm(quaternion) - 1) > 1e-3:
+            raise Vid2ActError(f"{at}.orientation must be a unit quaternion (x, y, z, w); its norm is "
+                               f"{np.linalg.norm(quaternion):g}")
+        _vector(obj["linear_velocity"], 3, f"{at}.linear_velocity", -MAX_LINEAR_SPEED, MAX_LINEAR_SPEED)
+        _vector(obj["angular_velocity"], 3, f"{at}.angular_velocity", -MAX_ANGULAR_SPEED, MAX_ANGULAR_SPEED)
+
+    goal = scene["goal"]
+    _keys(goal, GOAL_KEYS[task], f"{where}: goal")
+    for role, name in goal.items():
+        if name not in shapes:
+            raise Vid2ActError(f"{where}: the goal's {role} {name!r} is not among the scene's objects")
+        if role == "object" and shapes[name] == "pad":
+            raise Vid2ActError(f"{where}: the goal's object {name!r} is a pad; pads do not move")
+    if task != "stack" and shapes[goal["target"]] != "pad":
+        raise Vid2ActError(f"{where}: the goal's target {goal['target']!r} must be a pad in a {task} scene")
+
+    robot = state["robot"]
+    at = f"{where}: state.robot"
+    _keys(robot, ("joint_positions", "joint_velocities", "ee_target", "gripper"), at)
+    lower = (*(v - JOINT_MARGIN for v in ARM_LOWER), -WORKSPACE_MARGIN / 2, -WORKSPACE_MARGIN / 2)
+    upper = (*(v + JOINT_MARGIN for v in ARM_UPPER), FINGER_OPEN + WORKSPACE_MARGIN / 2,
+             FINGER_OPEN + WORKSPACE_MARGIN / 2)
+    _vector(robot["joint_positions"], 9, f"{at}.joint_positions", lower, upper)
+    _vector(robot["joint_velocities"], 9, f"{at}.joint_velocities", -MAX_JOINT_SPEED, MAX_JOINT_SPEED)
+    _vector(robot["ee_target"], 3, f"{at}.ee_target", np.subtract(WORKSPACE_LOW, WORKSPACE_MARGIN),
+            np.add(WORKSPACE_HIGH, WORKSPACE_MARGIN))
+    _number(robot["gripper"], f"{at}.gripper", 0.0, 1.0)
 
 
-def _finite_vector(values, size: int, where: str) -> None:
-    if not isinstance(values, list) or len(values) != size or not all(
-            isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-        raise Vid2ActError(f"{where} must be {size} finite numbers")
+def _check_camera(camera: dict, where: str) -> None:
+    _keys(camera, ("eye", "target", "up", "fov", "near", "far"), where)
+    eye = _vector(camera["eye"], 3, f"{where}.eye", -OBJECT_REACH, OBJECT_REACH)
+    target = _vector(camera["target"], 3, f"{where}.target", -OBJECT_REACH, OBJECT_REACH)
+    up = _vector(camera["up"], 3, f"{where}.up", -1e3, 1e3)
+    forward = target - eye
+    if np.linalg.norm(forward) < 1e-3:
+        raise Vid2ActError(f"{where}: eye and target must lie apart")
+    if np.linalg.norm(np.cross(forward / np.linalg.norm(forward), up)) < 1e-3:
+        raise Vid2ActError(f"{where}: up must not be zero or point along the line of sight")
+    _number(camera["fov"], f"{where}.fov", 1.0, 170.0)
+    near = _number(camera["near"], f"{where}.near", 1e-3, 100.0)
+    far = _number(camera["far"], f"{where}.far", 1e-3, 1000.0)
+    if not far > near:
+        raise Vid2ActError(f"{where}: far ({far:g}) must lie beyond near ({near:g})")
 
 
 # --- actions ---------------------------------------------------------------------------------------
@@ -348,6 +597,10 @@ def read_actions(path) -> tuple[np.ndarray, dict]:
     rows = require(document, "actions", list, path)
     if not rows:
         raise Vid2ActError(f"{path} holds no actions")
+    if len(rows) > MAX_ACTIONS:
+        raise Vid2ActError(f"{path} holds {len(rows):,} actions; one run executes at most {MAX_ACTIONS:,} "
+                           f"({MAX_ACTIONS / FPS:.0f} s of simulated time): run them in parts with `execute "
+                           "--max-steps K --next-scene DIR`")
     names, low, high = ACTION_SPACE["names"], ACTION_SPACE["low"], ACTION_SPACE["high"]
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(names):
@@ -438,14 +691,11 @@ def read_frames(path) -> tuple[np.ndarray, np.ndarray | None]:
             raise Vid2ActError(f"the PNG frames in {path} differ in size ({', '.join(map(str, shapes))})")
         return _check_rgb(np.stack(frames), path), None
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if "rgb" not in data.files:
-                    raise Vid2ActError(f"{path} has no 'rgb' array (found {', '.join(data.files) or 'nothing'})")
-                rgb = _check_rgb(data["rgb"], path)
-                depth = data["depth"].astype(np.float32) if "depth" in data.files else None
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-            raise Vid2ActError(f"{path} is not a readable npz ({e.__class__.__name__}: {e})") from None
+        data = load_npz(path, ("rgb", "depth"))
+        if "rgb" not in data:
+            raise Vid2ActError(f"{path} has no 'rgb' array")
+        rgb = _check_rgb(data["rgb"], path)
+        depth = data["depth"].astype(np.float32) if "depth" in data else None
         if depth is not None and depth.shape != rgb.shape[:3]:
             raise Vid2ActError(f"{path}: depth {depth.shape} does not match rgb {rgb.shape[:3]}")
         if depth is not None:

@@ -25,6 +25,14 @@ def resolve(reference: str, kind: str) -> Path:
                        f"{', '.join(names()) or 'none'})")
 
 
+def path_of(reference: str, kind: str) -> Path:
+    """Where `reference` points, whether or not a model is there: its folder, or the path as given."""
+    try:
+        return resolve(reference, kind)
+    except Vid2ActError:
+        return Path(reference)
+
+
 def root() -> Path:
     return Path(str(resources.files("vid2act.models")))
 

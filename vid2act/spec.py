@@ -20,6 +20,20 @@ ACTION_SPACE = {
 
 TASK_FAMILIES = ("reach", "push", "pick_place", "stack")  # each a class in vid2act/sim/tasks/
 
+# The world's extent, as the scene format checks it without the simulator (`vid2act.sim` builds on these).
+WORKSPACE_LOW = (0.25, -0.35, 0.005)  # metres: where the commanded grasp point may go
+WORKSPACE_HIGH = (0.80, 0.35, 0.35)  # z capped so the gripper stays in view
+TABLE_CENTRE, TABLE_HALF = (0.35, 0.0), (0.65, 0.6)  # the table top's centre and half extents (x, y), top at z 0
+COLOR_NAMES = ("red", "green", "blue", "yellow", "purple", "orange")
+SHAPES = ("block", "cylinder")  # objects to move; targets are flat pads
+ARM_LOWER = (-2.9671, -1.8326, -2.9671, -3.1416, -2.9671, -0.0873, -2.9671)  # Panda joint limits, radians
+ARM_UPPER = (2.9671, 1.8326, 2.9671, 0.0, 2.9671, 3.8223, 2.9671)
+FINGER_OPEN = 0.04  # per finger, metres
+
+# Actions one run executes at most (50 s of simulated time, 10x the longest task's limit): every frame of a run
+# is kept in memory, so a run must be bounded; longer ones go in parts (`execute --max-steps --next-scene`).
+MAX_ACTIONS = 1000
+
 DEFAULT_IMAGE_SIZE = (48, 64)  # (height, width)
 MAX_IMAGE_SIDE = 1024  # pixels; the renderer allocates H x W x 4 buffers, and its C++ aborts on a huge one
 

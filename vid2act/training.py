@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -12,8 +13,8 @@ import torch
 
 from vid2act.data.dataset import window
 from vid2act.errors import UsageError, Vid2ActError
-from vid2act.files import (LOCK_FILE, clear_folder, lock_folder, output_dir, recover_leftovers, write_bytes,
-                           write_json)
+from vid2act.files import (LOCK_FILE, clear_folder, load_json, lock_folder, output_dir, recover_leftovers,
+                           write_bytes, write_json)
 
 CHECKPOINT = "checkpoint"
 
@@ -80,31 +81,75 @@ def releases_run_lock(train: Callable) -> Callable:
     return wrapper
 
 
-def start_run(accelerator, run: Path, resume: bool, force: bool, on_message: Callable[[str], None]) -> None:
-    """Make and lock the run folder on the main process (for a function decorated with releases_run_lock): an
-    existing run needs --resume (continue) or --force (start over), and a run another training is writing is
-    refused."""
-    if accelerator.is_main_process:
-        if run.exists() and any(p.name != LOCK_FILE for p in run.iterdir()) and not resume and not force:
+RUN_FILE = "run.json"  # what a run folder is: the command that writes it and its settings, from its first moment
+RUN_FORMAT = "vid2act.run/1"
+
+
+def prepare_run(config, command: str, resume: bool, force: bool) -> None:
+    """Before any work, on every process: --out must stay apart from the run's inputs, and what it holds must
+    suit the flags: nothing (or a run of `command` being resumed with the same settings), or --force."""
+    from vid2act.files import check_apart, check_writable_place
+    from vid2act.options import inputs_of
+    run = Path(config.out)
+    check_apart({"--out": config.out}, inputs_of(config))
+    check_writable_place(run)
+    if str(run) == "-" or (os.path.lexists(run) and not run.is_dir()):
+        raise UsageError(f"--out {run} is {'standard output' if str(run) == '-' else 'a file'}; a run is a folder")
+    if not run.exists() or all(p.name == LOCK_FILE for p in run.iterdir()):
+        return
+    if not resume:
+        if not force:
             raise UsageError(f"{run} already exists; pass --resume to continue it or --force to start over")
+        return
+    then = None
+    if (run / RUN_FILE).exists():
+        recorded = load_json(run / RUN_FILE, "run record")
+        if recorded.get("command") != command:
+            raise UsageError(f"{run} is a `vid2act {recorded.get('command')}` run, not a `vid2act {command}` one; "
+                             f"resume it with its own command, or choose another --out")
+        then = recorded.get("config")
+    elif (run / CHECKPOINT / "state.json").exists():  # a run from before run records
+        then = load_json(run / CHECKPOINT / "state.json", "checkpoint state").get("config")
+    if not isinstance(then, dict):
+        raise UsageError(f"{run} holds no `vid2act {command}` run to resume (no {RUN_FILE} or checkpoint); choose "
+                         "another --out, or pass --force to start over there")
+    check_same_settings(run, then, config_json(config), command)
+
+
+def start_run(accelerator, run: Path, config, command: str, resume: bool, force: bool,
+              on_message: Callable[[str], None]) -> None:
+    """Make and lock the run folder on the main process (for a function decorated with releases_run_lock) and
+    record what it is; `prepare_run` has checked it. A run another training is writing is refused."""
+    if accelerator.is_main_process:
         _run_locks.append(lock_folder(run, "train"))
+        prepare_run(config, command, resume, force)  # again, under the lock
         if force and not resume:
             clear_folder(run)
         recover_leftovers(run)  # a run killed while it wrote a checkpoint or its model
         if resume and not (run / CHECKPOINT).exists():
             on_message(f"no checkpoint in {run} yet: starting from step 0")
+        if not (run / RUN_FILE).exists():
+            write_json(run / RUN_FILE, {"format": RUN_FORMAT, "command": command, "config": config_json(config)})
     accelerator.wait_for_everyone()
 
 
 WATCHING = ("report_to",)  # settings that change how a run is watched, not what it computes
 
 
-def check_same_settings(run: Path, then: dict, now: dict) -> None:
-    """A run resumes only with the settings it was started with (how it is watched may change)."""
-    changed = {k: (then.get(k), now.get(k)) for k in sorted(set(then) | set(now))
-               if k not in WATCHING and then.get(k) != now.get(k)}
-    if changed:
-        raise UsageError(f"{run} was started with other settings {changed}; resume with the same options")
+def check_same_settings(run: Path, then: dict, now: dict, command: str = "train") -> None:
+    """A run resumes only with the settings it was started with (how it is watched may change); the refusal
+    names the options that differ, in one line."""
+    import reprlib
+    changed = [k for k in sorted(set(then) | set(now)) if k not in WATCHING and then.get(k) != now.get(k)]
+    if not changed:
+        return
+    if any(k not in now for k in changed) or any(k not in then for k in changed):
+        raise UsageError(f"{run} is a run of another kind than `vid2act {command}`; choose another --out")
+    short = reprlib.Repr(maxstring=30, maxother=30, maxlist=4)
+    listed = "; ".join(f"--{k.replace('_', '-')} {short.repr(then[k])} then, {short.repr(now[k])} now"
+                       for k in changed[:3])
+    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+    raise UsageError(f"{run} was started with other settings ({listed}{more}); resume with the same options")
 
 
 def shard(episodes: list[int], accelerator) -> list[int]:
@@ -182,7 +227,7 @@ def load_checkpoint(run: Path, model, optimizer, config, ema: dict | None = None
     from safetensors.torch import load_file
     folder = run / CHECKPOINT
     state = json.loads((folder / "state.json").read_text())
-    check_same_settings(run, state["config"], config_json(config))
+    check_same_settings(run, state["config"], config_json(config))  # prepare_run checked: a second guard
     model.load_state_dict(load_file(str(folder / "model.safetensors")))
     if ema is not None:
         ema.update(load_file(str(folder / "ema.safetensors")))

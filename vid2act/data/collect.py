@@ -24,7 +24,9 @@ from vid2act import __version__
 from vid2act.data.dataset import (DATASET_FORMAT, EXPERT_FROM, dataset_stats, episode_path, read_episode,
                                   write_episode, write_meta)
 from vid2act.errors import MAX_WORKERS, UsageError, Vid2ActError, check_range
-from vid2act.files import LOCK_FILE, clear_folder, load_json, lock_folder, write_video
+from vid2act.files import (LOCK_FILE, STDIO, check_apart, check_writable_place, clear_folder, load_json, lock_folder,
+                           write_video)
+from vid2act.shipped import path_of
 from vid2act.sim.env import Env, Rollout, make_scene
 from vid2act.sim.tasks import SEED_RANGES, SPLITS, TASKS, get_task, seed_range
 from vid2act.spec import ACTION_SPACE, FPS, FRAME_INTERVAL, TIMESTEP, image_size_problem
@@ -197,6 +199,12 @@ def prepare(config: CollectConfig, root: Path, force: bool):
     still to collect and the lock (closing it releases it)."""
     root = Path(root)
     info_path = root / "meta" / "info.json"
+    if str(root) == STDIO:
+        raise UsageError("--out -: a dataset is a folder, not standard output; give a path")
+    check_writable_place(root)
+    if config.recover:
+        check_apart({"--out": root}, {f"--{kind}": str(path_of(getattr(config, kind), kind))
+                                      for kind in ("planner", "idm", "bc")})
     if os.path.lexists(root) and (root.is_symlink() or not root.is_dir()):
         if not force:
             raise UsageError(f"{root} already exists and is not a folder; pass --force to replace it, or choose "
@@ -207,9 +215,12 @@ def prepare(config: CollectConfig, root: Path, force: bool):
             raise UsageError(f"{root} exists and is not a vid2act dataset; pass --force to replace it")
         previous = load_json(info_path, "dataset info").get("config", {})
         previous = {k: (tuple(v) if isinstance(v, list) else v) for k, v in previous.items() if k != "episodes"}
-        if previous != config.identity():
-            raise UsageError(f"{root} holds a dataset collected with other settings ({previous}); "
-                             "pass --force to replace it, or choose another --out")
+        now = config.identity()
+        changed = [k for k in sorted(set(previous) | set(now)) if previous.get(k) != now.get(k)]
+        if changed:
+            listed = "; ".join(f"{k} {previous.get(k)!r} then, {now.get(k)!r} now" for k in changed[:3])
+            raise UsageError(f"{root} holds a dataset collected with other settings ({listed}); pass --force to "
+                             "replace it, or choose another --out")
     lock = lock_folder(root, "collect")
     if force:
         clear_folder(root)

@@ -1,13 +1,12 @@
 """The dataset format: meta/info.json, meta/stats.json, episodes/NNNNNN.npz, optional previews/NNNNNN.mp4."""
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from vid2act.errors import Vid2ActError
-from vid2act.files import check_format, load_json, write_json, write_npz
+from vid2act.files import check_format, load_json, load_npz, write_json, write_npz
 
 DATASET_FORMAT = "vid2act.dataset/1"
 EPISODE_KEYS = ("rgb", "depth", "actions", "ee_pose", "ee_target", "gripper_width", "instruction", "task",
@@ -40,14 +39,11 @@ def write_episode(path: Path, episode: dict) -> None:
 
 
 def read_episode(path: Path, keys=EPISODE_KEYS) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in keys if k not in data.files]
-            if missing:
-                raise Vid2ActError(f"episode {path} lacks {', '.join(missing)}")
-            return {key: data[key] if data[key].ndim else data[key].item() for key in keys}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise Vid2ActError(f"episode {path} is unreadable ({e.__class__.__name__}: {e})") from None
+    data = load_npz(path, keys)
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise Vid2ActError(f"episode {path} lacks {', '.join(missing)}")
+    return {key: data[key] if data[key].ndim else data[key].item() for key in keys}
 
 
 def summary(arrays: list[np.ndarray]) -> dict:
@@ -100,8 +96,8 @@ class Dataset:
 
     def expert_from(self, index: int) -> int:
         """The first frame of episode `index` that the expert acted from (0 but in a recovery episode)."""
-        with np.load(self.paths[index], allow_pickle=False) as data:
-            return int(data[EXPERT_FROM]) if EXPERT_FROM in data.files else 0
+        data = load_npz(self.paths[index], (EXPERT_FROM,))
+        return int(data[EXPERT_FROM]) if EXPERT_FROM in data else 0
 
 
 def write_meta(root: Path, info: dict, stats: dict | None = None) -> None:

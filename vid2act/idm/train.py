@@ -24,7 +24,7 @@ from vid2act.errors import UsageError
 from vid2act.idm.model import (IDMArchitecture, InverseDynamicsModel, load_idm, predict_actions, save_idm,
                                window_offsets)
 from vid2act.training import (CHECKPOINT, Curves, FrameStore, held_out_split, learning_rate, load_checkpoint,
-                              make_accelerator, releases_run_lock, save_checkpoint, shard, start_run)
+                              make_accelerator, releases_run_lock, save_checkpoint, prepare_run, shard, start_run)
 
 
 
@@ -139,6 +139,7 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
           on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
           on_message: Callable[[str], None] = lambda text: None) -> dict:
     config.check()
+    prepare_run(config, "train idm", resume, force)  # before any work: what --out holds, and its inputs
     run = Path(config.out)
     accelerator = make_accelerator(config.device, report_to=config.report_to, run=run)
     dataset = Dataset(config.data)  # everything is checked before the run folder exists: a refusal leaves nothing
@@ -150,7 +151,7 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
         raise UsageError(f"--init-from {config.init_from} has another architecture ({source.architecture}); "
                          f"give the same --head, --modalities, --context and --width")
     planner = load_reading_planner(config, architecture) if config.planner else None
-    start_run(accelerator, run, resume, force, on_message)  # locked until this function returns
+    start_run(accelerator, run, config, "train idm", resume, force, on_message)  # locked until this function returns
 
     # Data: every frame in memory, the last episodes held out for validation.
     data = FrameData(dataset, shard(train_episodes, accelerator), architecture)

@@ -105,10 +105,10 @@ def export_lerobot(data: Path, out: Path, codec: str = "h264", force: bool = Fal
     import pyarrow.parquet as pq
 
     from vid2act.data.dataset import Dataset
-    from vid2act.files import check_can_write, check_distinct, output_dir, write_json
+    from vid2act.files import check_apart, check_can_write, output_dir, write_json
     check_codec(codec)
     dataset = Dataset(data)
-    check_distinct(data, out)
+    check_apart({"OUT": out}, {"DATA": data})
     check_can_write(out, force)
     fps = float(dataset.info["fps"])
     height, width = dataset.info["image_size"]
@@ -241,7 +241,7 @@ def import_lerobot(source: Path, out: Path, image_size=(48, 64), force: bool = F
 
     from vid2act import __version__
     from vid2act.data.dataset import DATASET_FORMAT, dataset_stats, episode_path, write_episode, write_meta
-    from vid2act.files import check_can_write, check_distinct, output_dir, resize_frames
+    from vid2act.files import check_apart, check_can_write, output_dir, resize_frames
     from vid2act.sim.env import SCENE_FORMAT
     from vid2act.sim.tasks import SEED_RANGES, SPLITS
     from vid2act.sim.world import Camera
@@ -251,7 +251,7 @@ def import_lerobot(source: Path, out: Path, image_size=(48, 64), force: bool = F
     if problem:
         raise UsageError(f"--image-size {image_size[0]}x{image_size[1]}: {problem}")
     info = read_info(source)
-    check_distinct(source, out)
+    check_apart({"DATA": out}, {"IN": source})
     check_can_write(out, force)
     features = info.get("features", {})
     action = features.get("action", {})

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pybullet
 
+from vid2act.spec import ARM_LOWER, ARM_UPPER, FINGER_OPEN
+
 URDF = Path(__file__).parent / "assets" / "panda" / "panda.urdf"
 ARM_JOINTS = tuple(range(7))
 FINGER_JOINTS = (9, 10)
@@ -13,10 +15,9 @@ MOVABLE_JOINTS = ARM_JOINTS + FINGER_JOINTS
 GRASP_LINK = 11  # panda_grasptarget: the point between the fingertips
 ARM_FORCES = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)
 FINGER_FORCE = 40.0
-FINGER_OPEN = 0.04  # per finger, metres
+IK_REACH = 10.0  # metres: targets are clipped to the workspace and scenes checked, so none comes near
 REST_POSE = (0.0, -0.35, 0.0, -2.4, 0.0, 2.05, 0.785)
-LOWER = (-2.9671, -1.8326, -2.9671, -3.1416, -2.9671, -0.0873, -2.9671)
-UPPER = (2.9671, 1.8326, 2.9671, 0.0, 2.9671, 3.8223, 2.9671)
+LOWER, UPPER = ARM_LOWER, ARM_UPPER
 # The hand always points straight down with the fingers closing along the world y axis.
 GRASP_ORIENTATION = pybullet.getQuaternionFromEuler((np.pi, 0.0, 0.0))
 
@@ -34,6 +35,8 @@ class Panda:
         self.gripper = 0.0
 
     def inverse_kinematics(self, position) -> list[float]:
+        if not np.all(np.abs(position) < IK_REACH):  # PyBullet's solver never returns on a far or infinite target
+            raise ValueError(f"inverse kinematics asked for {list(position)}, beyond {IK_REACH} m")
         solution = self.client.calculateInverseKinematics(
             self.body, GRASP_LINK, list(position), GRASP_ORIENTATION,
             lowerLimits=list(LOWER) + [0.0, 0.0], upperLimits=list(UPPER) + [FINGER_OPEN] * 2,

@@ -11,10 +11,11 @@ from pybullet_utils import bullet_client
 
 from vid2act.sim import silenced
 from vid2act.sim.robot import Panda
+from vid2act import spec
 from vid2act.spec import DEFAULT_IMAGE_SIZE, FRAME_INTERVAL, TIMESTEP
 
-WORKSPACE_LOW = np.array([0.25, -0.35, 0.005])
-WORKSPACE_HIGH = np.array([0.80, 0.35, 0.35])  # z capped so the gripper stays in view
+WORKSPACE_LOW = np.array(spec.WORKSPACE_LOW)
+WORKSPACE_HIGH = np.array(spec.WORKSPACE_HIGH)
 
 COLORS = {
     "red": (0.90, 0.10, 0.10),
@@ -24,7 +25,7 @@ COLORS = {
     "purple": (0.60, 0.15, 0.80),
     "orange": (1.00, 0.50, 0.00),
 }
-SHAPES = ("block", "cylinder")
+SHAPES = spec.SHAPES
 OBJECT_HALF = 0.025  # blocks are 5 cm cubes, cylinders 5 cm across and 5 cm tall
 PAD_HALF = 0.05  # pads are flat 10 cm squares drawn on the table
 PAD_THICKNESS = 0.001
@@ -107,10 +108,11 @@ class World:
         self.client.setPhysicsEngineParameter(fixedTimeStep=TIMESTEP, numSolverIterations=50,
                                               deterministicOverlappingPairs=1)
         self.client.setGravity(0, 0, -9.81)
-        table_shape = self.client.createCollisionShape(pybullet.GEOM_BOX, halfExtents=(0.65, 0.6, 0.02))
-        table_visual = self.client.createVisualShape(pybullet.GEOM_BOX, halfExtents=(0.65, 0.6, 0.02),
+        table_half = (*spec.TABLE_HALF, 0.02)
+        table_shape = self.client.createCollisionShape(pybullet.GEOM_BOX, halfExtents=table_half)
+        table_visual = self.client.createVisualShape(pybullet.GEOM_BOX, halfExtents=table_half,
                                                      rgbaColor=TABLE_RGB + (1.0,))
-        self.table = self.client.createMultiBody(0, table_shape, table_visual, basePosition=(0.35, 0, -0.02))
+        self.table = self.client.createMultiBody(0, table_shape, table_visual, basePosition=(*spec.TABLE_CENTRE, -0.02))
         self.client.changeDynamics(self.table, -1, lateralFriction=0.5)
         self.robot = Panda(self.client)
         self.objects: dict[str, int] = {}

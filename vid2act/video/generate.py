@@ -18,7 +18,7 @@ def read_start(scene: Path | None, image: Path | None, depth: Path | None, promp
     from an image (+ depth) and a prompt."""
     import imageio.v3 as iio
 
-    from vid2act.files import check_finite_depth, read_scene
+    from vid2act.files import check_finite_depth, load_npy, read_scene
     if (scene is None) == (image is None):
         raise UsageError("give either --scene DIR or --image PNG (with --prompt)")
     document = None
@@ -38,10 +38,7 @@ def read_start(scene: Path | None, image: Path | None, depth: Path | None, promp
         raise Vid2ActError(f"{image} must be an 8-bit RGB image; it is {rgb.dtype} {list(rgb.shape)}")
     start_depth = None
     if depth is not None and Path(depth).exists():
-        try:
-            start_depth = np.load(depth, allow_pickle=False).astype(np.float32)
-        except (OSError, ValueError) as e:
-            raise Vid2ActError(f"{depth} is not a readable .npy depth map ({e.__class__.__name__})") from None
+        start_depth = load_npy(depth).astype(np.float32)
         if start_depth.shape != rgb.shape[:2]:
             raise Vid2ActError(f"{depth} is {list(start_depth.shape)} but the image is {list(rgb.shape[:2])}")
         check_finite_depth(start_depth, depth)

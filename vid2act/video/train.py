@@ -29,7 +29,7 @@ from vid2act.sim.world import Camera
 from vid2act.spec import ACTION_SPACE
 from vid2act.training import (CHECKPOINT, Curves, FrameStore, config_json, cosine_step, held_out_split,
                               learning_rate, load_checkpoint, make_accelerator, releases_run_lock, save_checkpoint,
-                              shard, start_run)
+                              prepare_run, shard, start_run)
 from vid2act.video import sketch, text
 from vid2act.video.grounding import (GROUNDING_TYPE, GroundingNet, GroundingShape, demo_pixels,
                                      demo_points, heatmaps, load_grounding, locate, place_loss,
@@ -464,6 +464,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
           on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
           on_message: Callable[[str], None] = lambda text: None) -> dict:
     config.check()
+    prepare_run(config, "train video", resume, force)  # before any work: what --out holds, and its inputs
     run = Path(config.out)
     accelerator = make_accelerator(config.device, config.mixed_precision, config.report_to, run)
     dataset = Dataset(config.data)  # before the run folder exists: a bad dataset leaves nothing behind
@@ -482,7 +483,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         raise UsageError("--reader trains in one process only (under `accelerate launch` it does not run yet); "
                          "run it without accelerate launch")
     reader = load_reader(config, early) if config.reader else None
-    start_run(accelerator, run, resume, force, on_message)  # locked until this function returns
+    start_run(accelerator, run, config, "train video", resume, force, on_message)  # locked until this function returns
 
     # Data: every frame of this process's shard in memory at the plan's size (full size for validation), the
     # last episodes held out.
