@@ -61,9 +61,13 @@ def check_writable_place(path: Path) -> None:
                              "does not exist; make its target or choose another --out")
         if not parent.is_dir():
             raise UsageError(f"cannot write {path}: {parent} is a file, not a folder")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise Vid2ActError(f"cannot write {path}: {parent} is read-only or not yours to write (check its "
-                               "permissions, or choose another --out)")
+        try:  # a real file made and removed: permissions, read-only mounts and odd file systems all show
+            fd, probe = tempfile.mkstemp(prefix=".vid2act-probe.", dir=parent)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise Vid2ActError(f"cannot write {path}: {parent} is not writable here ({e.strerror}); check its "
+                               "permissions, or choose another --out") from None
         break
 
 

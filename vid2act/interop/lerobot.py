@@ -10,8 +10,10 @@ Export (`vid2act export lerobot DATA OUT`) writes what LeRobot's reader expects:
     data/chunk-000/file-000.parquet      one row per frame
     videos/observation.images.front/chunk-000/file-000.mp4   every episode's frames, one after another
 
-Features: `observation.images.front` (the camera, a video), `observation.depth` (float32 metres [H, W],
-lossless in the parquet file, not a video: the IDM reads depth to the millimetre), `observation.state`
+Features: `observation.images.front` (the camera, a video), `observation.depth` (metric depth as LeRobot 0.6
+stores depth maps: a 12-bit video feature marked `is_depth_map`, log-quantized between 0.01 and 10 m with a
+3.5 m shift, `depth_unit` "m", encoded losslessly with FFV1 in gray12le, so quantization is all that is lost:
+half a code, under 0.9 mm closer than 2 m and 1.07 mm at the 3 m far plane), `observation.state`
 (grasp point x, y, z in metres and the gripper command in force, as the Gymnasium environments'
 `agent_pos`), `action` (dx, dy, dz, gripper), and, so that an export comes back as the same vid2act dataset,
 `observation.ee_target` (the commanded grasp point), `observation.ee_pose` and `observation.gripper_width`,
@@ -20,7 +22,9 @@ frames has T - 1 actions; LeRobot wants one per frame, so the last frame gets a 
 gripper as it is (import drops it again).
 
 Import (`vid2act import lerobot IN DATA`) reads a v3.0 dataset whose action is (dx, dy, dz, gripper) into a
-vid2act dataset, resampling images to `image_size`. A dataset from elsewhere has no vid2act scene: its
+vid2act dataset, resampling images to `image_size`; depth as a LeRobot 0.6 depth-map video (in metres or
+millimetres, as `depth_unit` says) or as a float32 [H, W] column (metres, as vid2act wrote it before). Every
+column is checked against info.json before anything is written. A dataset from elsewhere has no vid2act scene: its
 episodes get vid2act's camera (the planner's grounding labels assume it) and commanded grasp points from
 `observation.state`. A v2.1 dataset is refused with LeRobot's own conversion command."""
 from __future__ import annotations
@@ -43,6 +47,11 @@ EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 CODECS = {"h264": ("libx264", "yuv444p", {"crf": "10", "g": "2", "preset": "medium"}),
           "av1": ("libsvtav1", "yuv420p", {"crf": "20", "g": "2", "preset": "8"})}
 CONVERT_V21 = "python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=<your dataset>"
+DEPTH_KEY = "observation.depth"
+# LeRobot 0.6's depth maps: 12-bit codes, log-spaced between depth_min and depth_max (metres, after a shift)
+DEPTH_QMAX = 4095
+DEPTH_PARAMETERS = {"video.depth_min": 0.01, "video.depth_max": 10.0, "video.shift": 3.5, "video.use_log": True}
+DEPTH_CODEC, DEPTH_PIX_FMT = "ffv1", "gray12le"  # lossless: the 12-bit codes come back exactly
 
 
 # --- export --------------------------------------------------------------------------------------------
@@ -53,36 +62,91 @@ def check_codec(codec: str) -> None:
 
 def encode_video(path: Path, frames: np.ndarray, fps: float, codec: str) -> None:
     """uint8 frames [N, H, W, 3] -> an mp4 of `codec`, a keyframe every 2 frames (as LeRobot encodes, for fast
-    random access); frame n has the timestamp n / fps."""
+    random access); uint16 depth codes [N, H, W] with codec "ffv1" -> a lossless gray12le mp4. Frame n has the
+    timestamp n / fps."""
     import os
 
     import av
-    name, pix_fmt, options = CODECS[codec]
+    name, pix_fmt, options = (DEPTH_CODEC, DEPTH_PIX_FMT, {"g": "2"}) if codec == DEPTH_CODEC else CODECS[codec]
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(name, rate=int(round(fps)), options=options)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=pix_fmt if frame.ndim == 2
+                                                 else "rgb24")
+            for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
 
 
-def decode_video(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Every frame of a video as uint8 [N, H, W, 3] and its time in seconds [N]."""
+def decode_video(path: Path, pixels: str = "rgb24") -> tuple[np.ndarray, np.ndarray]:
+    """Every frame of a video as `pixels` (rgb24: uint8 [N, H, W, 3]; gray12le: uint16 [N, H, W]) and its time in
+    seconds [N]."""
     import av
     frames, times = [], []
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(frame.to_ndarray(format=pixels))
                 times.append(float(frame.pts * frame.time_base) if frame.pts is not None else len(times))
     except (av.error.FFmpegError, OSError) as e:
         raise Vid2ActError(f"{path} is not a readable video ({e.__class__.__name__})") from None
     if not frames:
         raise Vid2ActError(f"{path} holds no video frames")
     return np.stack(frames), np.asarray(times)
+
+
+def quantize_depth(depth: np.ndarray, parameters: dict = DEPTH_PARAMETERS) -> np.ndarray:
+    """Metres -> LeRobot's 12-bit depth codes (uint16, 0 ... 4095), log-spaced when `use_log`."""
+    low, high, shift = (parameters[k] for k in ("video.depth_min", "video.depth_max", "video.shift"))
+    depth = depth.astype(np.float64)
+    if parameters["video.use_log"]:
+        unit = (np.log(depth + shift) - math.log(low + shift)) / (math.log(high + shift) - math.log(low + shift))
+    else:
+        unit = (depth - low) / (high - low)
+    return np.rint(unit * DEPTH_QMAX).clip(0, DEPTH_QMAX).astype(np.uint16)
+
+
+def dequantize_depth(codes: np.ndarray, parameters: dict) -> np.ndarray:
+    """LeRobot's 12-bit depth codes -> metres (float32), whatever unit the dataset records."""
+    low, high, shift = (parameters[k] for k in ("video.depth_min", "video.depth_max", "video.shift"))
+    unit = codes.astype(np.float64) / DEPTH_QMAX
+    if parameters["video.use_log"]:
+        lo, hi = math.log(low + shift), math.log(high + shift)
+        depth = np.exp(lo + unit * (hi - lo)) - shift
+    else:
+        depth = low + unit * (high - low)
+    return np.clip(depth, low, high).astype(np.float32)
+
+
+def depth_parameters(feature: dict, where) -> dict:
+    """A depth-map video feature's quantization, checked (LeRobot's defaults where a key is absent)."""
+    info = feature.get("info") or {}
+    if not isinstance(info, dict):
+        raise Vid2ActError(f"{where}: the depth feature's info must be a JSON object")
+    parameters = {k: info.get(k, default) for k, default in DEPTH_PARAMETERS.items()}
+    for key in ("video.depth_min", "video.depth_max", "video.shift"):
+        value = parameters[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise Vid2ActError(f"{where}: the depth feature's {key} must be a finite number (got {value!r})")
+    if not isinstance(parameters["video.use_log"], bool):
+        raise Vid2ActError(f"{where}: the depth feature's video.use_log must be true or false")
+    if not parameters["video.depth_max"] > parameters["video.depth_min"] >= 0:
+        raise Vid2ActError(f"{where}: the depth feature's range [{parameters['video.depth_min']}, "
+                           f"{parameters['video.depth_max']}] is empty or negative")
+    if parameters["video.use_log"] and parameters["video.depth_min"] + parameters["video.shift"] <= 0:
+        raise Vid2ActError(f"{where}: the depth feature's depth_min + shift must be positive for log quantization")
+    if info.get("depth_unit", "mm") not in ("m", "mm"):
+        raise Vid2ActError(f"{where}: depth_unit {info.get('depth_unit')!r} is neither m nor mm")
+    return parameters
+
+
+def is_depth_map(feature: dict) -> bool:
+    info = feature.get("info")
+    return feature.get("dtype") == "video" and isinstance(info, dict) and bool(
+        info.get("is_depth_map") or info.get("video.is_depth_map"))
 
 
 def _stats(values: np.ndarray, axis) -> dict:
@@ -112,10 +176,10 @@ def export_lerobot(data: Path, out: Path, codec: str = "h264", force: bool = Fal
     check_can_write(out, force)
     fps = float(dataset.info["fps"])
     height, width = dataset.info["image_size"]
-    columns = {k: [] for k in ("observation.state", "observation.depth", "action", "observation.ee_target",
+    columns = {k: [] for k in ("observation.state", "action", "observation.ee_target",
                                "observation.ee_pose", "observation.gripper_width", "timestamp", "frame_index",
                                "episode_index", "index", "task_index")}
-    episodes, tasks, frames = [], {}, []
+    episodes, tasks, frames, depths = [], {}, [], []
     total = 0
     for e in range(len(dataset)):
         episode = dataset.episode(e)
@@ -127,7 +191,7 @@ def export_lerobot(data: Path, out: Path, codec: str = "h264", force: bool = Fal
         instruction = str(episode["instruction"])
         task_index = tasks.setdefault(instruction, len(tasks))
         columns["observation.state"] += list(np.c_[episode["ee_pose"][:, :3], gripper].astype(np.float32))
-        columns["observation.depth"] += list(np.asarray(episode["depth"], np.float32))
+        depths.append(np.asarray(episode["depth"], np.float32))
         columns["action"] += list(np.concatenate([actions, still]))
         columns["observation.ee_target"] += list(np.asarray(episode["ee_target"], np.float64))
         columns["observation.ee_pose"] += list(np.asarray(episode["ee_pose"], np.float32))
@@ -144,15 +208,22 @@ def export_lerobot(data: Path, out: Path, codec: str = "h264", force: bool = Fal
                          f"videos/{VIDEO_KEY}/chunk_index": 0, f"videos/{VIDEO_KEY}/file_index": 0,
                          f"videos/{VIDEO_KEY}/from_timestamp": total / fps,
                          f"videos/{VIDEO_KEY}/to_timestamp": (total + n) / fps,
+                         f"videos/{DEPTH_KEY}/chunk_index": 0, f"videos/{DEPTH_KEY}/file_index": 0,
+                         f"videos/{DEPTH_KEY}/from_timestamp": total / fps,
+                         f"videos/{DEPTH_KEY}/to_timestamp": (total + n) / fps,
                          "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
                          "vid2act/task": str(episode["task"]), "vid2act/scene": episode["scene"]})
         total += n
         on_episode(e + 1, len(dataset))
-    rgb = np.concatenate(frames)
+    rgb, depth = np.concatenate(frames), np.concatenate(depths)
     features = {
         VIDEO_KEY: {"dtype": "video", "shape": [height, width, 3], "names": ["height", "width", "channels"],
                     "info": _video_info(height, width, fps, codec)},
-        "observation.depth": {"dtype": "float32", "shape": [height, width], "names": ["height", "width"]},
+        DEPTH_KEY: {"dtype": "video", "shape": [height, width, 1], "names": ["height", "width", "channels"],
+                    "info": {"video.height": height, "video.width": width, "video.codec": DEPTH_CODEC,
+                             "video.pix_fmt": DEPTH_PIX_FMT, "video.is_depth_map": True, "is_depth_map": True,
+                             **DEPTH_PARAMETERS, "depth_unit": "m", "video.fps": int(round(fps)),
+                             "video.channels": 1, "has_audio": False}},
         "observation.state": {"dtype": "float32", "shape": [4], "names": ["x", "y", "z", "gripper"]},
         "action": {"dtype": "float32", "shape": [4], "names": list(dataset.info["action_space"]["names"])},
         "observation.ee_target": {"dtype": "float64", "shape": [3], "names": ["x", "y", "z"]},
@@ -168,20 +239,13 @@ def export_lerobot(data: Path, out: Path, codec: str = "h264", force: bool = Fal
     for key, values in columns.items():
         feature = features[key]
         dtype = {"float32": pa.float32(), "float64": pa.float64(), "int64": pa.int64()}[feature["dtype"]]
-        if feature["shape"] == [1]:  # LeRobot reads a shape (1,) feature as a plain value
-            arrays[key] = pa.array(np.asarray(values).reshape(-1), type=dtype)
-        elif len(feature["shape"]) == 1:
-            flat = pa.array(np.asarray(values).reshape(-1), type=dtype)
-            arrays[key] = pa.FixedSizeListArray.from_arrays(flat, feature["shape"][0])
-        else:  # [H, W]: a list of H rows of W values
-            h, w = feature["shape"]
-            flat = pa.array(np.asarray(values).reshape(-1), type=dtype)
-            rows = pa.FixedSizeListArray.from_arrays(flat, w)
-            arrays[key] = pa.FixedSizeListArray.from_arrays(rows, h)
+        flat = pa.array(np.asarray(values).reshape(-1), type=dtype)
+        # LeRobot reads a shape (1,) feature as a plain value, a longer one as a fixed-size list
+        arrays[key] = flat if feature["shape"] == [1] else pa.FixedSizeListArray.from_arrays(flat, feature["shape"][0])
     stats = {VIDEO_KEY: {k: np.asarray(v).reshape(3, 1, 1).tolist() if k != "count" else v
                          for k, v in _stats(rgb.reshape(-1, 3) / 255.0, 0).items()},
-             "observation.depth": {k: (np.asarray(v).reshape(1, 1).tolist() if k != "count" else v)
-                                   for k, v in _stats(np.stack(columns["observation.depth"]).reshape(-1, 1), 0).items()},
+             DEPTH_KEY: {k: (np.asarray(v).reshape(1, 1, 1).tolist() if k != "count" else v)
+                         for k, v in _stats(depth.reshape(-1, 1), 0).items()},
              **{key: _stats(np.stack(columns[key]).reshape(total, -1), 0)
                 for key in ("observation.state", "action", "observation.ee_target", "observation.ee_pose",
                             "observation.gripper_width", "timestamp", "frame_index", "episode_index", "index",
@@ -200,6 +264,9 @@ def export_lerobot(data: Path, out: Path, codec: str = "h264", force: bool = Fal
         video = tmp / VIDEO_PATH.format(video_key=VIDEO_KEY, chunk_index=0, file_index=0)
         video.parent.mkdir(parents=True)
         encode_video(video, rgb, fps, codec)
+        depth_video = tmp / VIDEO_PATH.format(video_key=DEPTH_KEY, chunk_index=0, file_index=0)
+        depth_video.parent.mkdir(parents=True)
+        encode_video(depth_video, quantize_depth(depth), fps, DEPTH_CODEC)
         (tmp / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
         pq.write_table(pa.Table.from_pylist(episodes), tmp / EPISODES_PATH)
         pd.DataFrame({"task_index": list(tasks.values())}, index=pd.Index(list(tasks), name="task")).to_parquet(
@@ -233,12 +300,131 @@ def _column(table, name: str, rows: np.ndarray) -> np.ndarray:
     return np.asarray(values)
 
 
-def import_lerobot(source: Path, out: Path, image_size=(48, 64), force: bool = False,
-                   on_episode=lambda done, total: None) -> dict:
-    """A LeRobot v3.0 dataset -> a vid2act dataset folder `out` (written atomically). Returns its info."""
+def _check_features(info: dict, where) -> tuple[dict, float]:
+    """info.json's features and fps, each checked for what import reads."""
+    fps = info.get("fps")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or not 0 < fps <= 1000:
+        raise Vid2ActError(f"{where}: fps must be a number of frames per second between 0 and 1000 (got {fps!r})")
+    features = info.get("features")
+    if not isinstance(features, dict) or not features:
+        raise Vid2ActError(f"{where}: features must be a JSON object naming each feature")
+    for key, feature in features.items():
+        if not isinstance(feature, dict) or not isinstance(feature.get("dtype"), str):
+            raise Vid2ActError(f"{where}: feature {key!r} must be an object with a dtype")
+        shape = feature.get("shape")
+        if not isinstance(shape, list) or not shape or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
+            raise Vid2ActError(f"{where}: feature {key!r} has the shape {shape!r}; a shape is a list of positive "
+                               "whole numbers")
+    return features, float(fps)
+
+
+def _check_column(table, key: str, feature: dict, where) -> None:
+    """A data column must exist and hold numbers in the shape info.json gives it, none NaN or infinite."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    if key not in table.column_names:
+        raise Vid2ActError(f"{where} lacks the column {key!r} that info.json lists")
+    column = table.column(key)
+    width = 1
+    for size in feature["shape"] if feature["shape"] != [1] else []:
+        kind = column.type
+        if not (pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind) or pa.types.is_large_list(kind)):
+            raise Vid2ActError(f"{where}: column {key!r} holds single values; info.json says {feature['shape']}")
+        lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+        if len(lengths) and (lengths.min() != size or lengths.max() != size):
+            wrong = int(lengths[lengths != size][0])
+            raise Vid2ActError(f"{where}: column {key!r} holds rows of {wrong} values; info.json says {size}")
+        column = pc.list_flatten(column)
+        width *= size
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        raise Vid2ActError(f"{where}: column {key!r} holds {column.type}, not numbers")
+    if pa.types.is_floating(column.type):
+        values = column.to_numpy(zero_copy_only=False)
+        if not np.isfinite(values).all():
+            row = int(np.flatnonzero(~np.isfinite(values))[0]) // width
+            raise Vid2ActError(f"{where}: column {key!r} holds NaN or infinity (row {row})")
+
+
+def _checked_plan(source: Path, info: dict) -> dict:
+    """Everything import reads, checked before anything is written: the features, the episodes' metadata, every
+    data column against info.json, the actions against vid2act's action space and each vid2act scene."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from vid2act.files import check_scene, parse_json
+    from vid2act.spec import ACTION_SPACE
+    where = source / "meta" / "info.json"
+    features, fps = _check_features(info, where)
+    action = features.get("action", {})
+    if list(action.get("shape", [])) != [4]:
+        raise Vid2ActError(f"{source}: its action is {action.get('shape')} ({action.get('names')}); vid2act reads "
+                           f"actions of 4 numbers, {', '.join(ACTION_SPACE['names'])} (metres and 0 open ... 1 closed)")
+    videos = [k for k, f in features.items() if f["dtype"] == "video" and not is_depth_map(f)]
+    images = VIDEO_KEY if VIDEO_KEY in videos else (videos[0] if videos else None)
+    if images is None:
+        raise Vid2ActError(f"{source} has no video feature (vid2act reads camera frames from its videos)")
+    depth = features.get(DEPTH_KEY)
+    if depth is not None and is_depth_map(depth):
+        depth = {"video": depth_parameters(depth, where)}
+    elif depth is not None and not (depth["dtype"] in ("float32", "float64") and len(depth["shape"]) == 2):
+        raise Vid2ActError(f"{where}: feature {DEPTH_KEY!r} is neither a depth-map video nor float metres [H, W]")
+    episodes_files = sorted((source / "meta" / "episodes").glob("*/*.parquet"))
+    if not episodes_files:
+        raise Vid2ActError(f"{source} has no episode metadata (meta/episodes/chunk-*/file-*.parquet)")
+    try:
+        episodes = pa.concat_tables([pq.read_table(p) for p in episodes_files]).to_pylist()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise Vid2ActError(f"{source}: the episode metadata is unreadable ({e.__class__.__name__})") from None
+    if not episodes:
+        raise Vid2ActError(f"{source} holds no episodes")
+    indices = [meta.get("episode_index") for meta in episodes]
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices):
+        raise Vid2ActError(f"{source}: every row of the episode metadata needs an episode_index (a whole number)")
+    if len(set(indices)) != len(indices):
+        raise Vid2ActError(f"{source}: the episode metadata lists an episode_index twice")
+    data_template = info.get("data_path", DATA_PATH)
+    checked, tables = [], {}
+    for meta in sorted(episodes, key=lambda m: m["episode_index"]):
+        data_file = source / data_template.format(chunk_index=meta.get("data/chunk_index", 0),
+                                                  file_index=meta.get("data/file_index", 0))
+        if data_file not in tables:
+            try:
+                table = pq.read_table(data_file)
+            except (pa.ArrowInvalid, OSError) as e:
+                raise Vid2ActError(f"{data_file} is missing or unreadable ({e.__class__.__name__})") from None
+            for key, feature in features.items():
+                if feature["dtype"] != "video" and (key in ("action", "observation.state", "episode_index",
+                                                            "frame_index", DEPTH_KEY) or key.startswith("observation.")):
+                    _check_column(table, key, feature, data_file)
+            tables[data_file] = table
+        table = tables[data_file]
+        rows = np.flatnonzero(pc.equal(table.column("episode_index"), meta["episode_index"]).to_numpy(
+            zero_copy_only=False))
+        rows = rows[np.argsort(table.column("frame_index").take(rows).to_numpy())]
+        if len(rows) < 2:
+            raise Vid2ActError(f"{source}: episode {meta['episode_index']} has {len(rows)} frame(s); vid2act needs 2 "
+                               "or more")
+        actions = _column(table, "action", rows).astype(np.float32)[:-1]
+        low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
+        outside = (actions < low) | (actions > high)
+        if outside.any():
+            frame, dim = (int(v) for v in np.argwhere(outside)[0])
+            raise Vid2ActError(f"{source}: episode {meta['episode_index']} frame {frame}: action "
+                               f"{ACTION_SPACE['names'][dim]} = {actions[frame, dim]:g} lies outside [{low[dim]}, "
+                               f"{high[dim]}] (vid2act does not clip actions; scale them to its action space)")
+        scene = meta.get("vid2act/scene")
+        if scene:
+            scene = parse_json(scene, "the vid2act scene of episode", f"{meta['episode_index']} in {source}")
+            check_scene(scene, f"{source}: the vid2act scene of episode {meta['episode_index']}")
+        checked.append({"meta": meta, "table": table, "rows": rows, "actions": actions, "scene": scene})
+    return {"features": features, "fps": fps, "images": images, "depth": depth, "episodes": checked}
+
+
+def import_lerobot(source: Path, out: Path, image_size=(48, 64), force: bool = False,
+                   on_episode=lambda done, total: None) -> dict:
+    """A LeRobot v3.0 dataset -> a vid2act dataset folder `out` (written atomically). Returns its info."""
     from vid2act import __version__
     from vid2act.data.dataset import DATASET_FORMAT, dataset_stats, episode_path, write_episode, write_meta
     from vid2act.files import check_apart, check_can_write, output_dir, resize_frames
@@ -250,75 +436,48 @@ def import_lerobot(source: Path, out: Path, image_size=(48, 64), force: bool = F
     problem = image_size_problem(*image_size)
     if problem:
         raise UsageError(f"--image-size {image_size[0]}x{image_size[1]}: {problem}")
-    info = read_info(source)
     check_apart({"DATA": out}, {"IN": source})
     check_can_write(out, force)
-    features = info.get("features", {})
-    action = features.get("action", {})
-    if list(action.get("shape", [])) != [4]:
-        raise Vid2ActError(f"{source}: its action is {action.get('shape')} ({action.get('names')}); vid2act reads "
-                           f"actions of 4 numbers, {', '.join(ACTION_SPACE['names'])} (metres and 0 open ... 1 closed)")
-    videos = [k for k, f in features.items() if f.get("dtype") == "video"]
-    images = VIDEO_KEY if VIDEO_KEY in videos else (videos[0] if videos else None)
-    if images is None:
-        raise Vid2ActError(f"{source} has no video feature (vid2act reads camera frames from its videos)")
-    fps = float(info.get("fps", 0))
-    if not fps > 0:
-        raise Vid2ActError(f"{source / 'meta' / 'info.json'} gives no fps")
-    episodes_files = sorted((source / "meta" / "episodes").glob("*/*.parquet"))
-    if not episodes_files:
-        raise Vid2ActError(f"{source} has no episode metadata (meta/episodes/chunk-*/file-*.parquet)")
-    import pyarrow as pa
-    try:
-        episodes = pa.concat_tables([pq.read_table(p) for p in episodes_files]).to_pylist()
-    except (pa.ArrowInvalid, OSError) as e:
-        raise Vid2ActError(f"{source}: the episode metadata is unreadable ({e.__class__.__name__})") from None
-    if not episodes:
-        raise Vid2ActError(f"{source} holds no episodes")
-    data_template = info.get("data_path", DATA_PATH)
+    info = read_info(source)
+    plan = _checked_plan(source, info)
+    features, fps, images = plan["features"], plan["fps"], plan["images"]
     video_template = info.get("video_path", VIDEO_PATH)
-    has_depth = "observation.depth" in features
     has_state = "observation.state" in features
-    tables, decoded = {}, {}
+    decoded = {}
+
+    def frames_of(key: str, meta: dict, n: int, pixels: str) -> np.ndarray:
+        video_file = source / video_template.format(video_key=key, chunk_index=meta.get(f"videos/{key}/chunk_index", 0),
+                                                    file_index=meta.get(f"videos/{key}/file_index", 0))
+        if video_file not in decoded:
+            if not video_file.exists():
+                raise Vid2ActError(f"{video_file} is missing")
+            decoded[video_file] = decode_video(video_file, pixels)
+        frames, times = decoded[video_file]
+        wanted = float(meta.get(f"videos/{key}/from_timestamp", 0.0)) + np.arange(n) / fps
+        nearest = np.abs(times[None, :] - wanted[:, None]).argmin(1)
+        if np.abs(times[nearest] - wanted).max() > 0.5 / fps:
+            raise Vid2ActError(f"{video_file} lacks frames of episode {meta['episode_index']} (its timestamps "
+                               f"from {wanted[0]:.3f} s)")
+        return frames[nearest]
+
     actions_all, targets_all, per_task = [], [], {}
     with output_dir(out, force) as tmp:
-        for k, meta in enumerate(sorted(episodes, key=lambda m: m["episode_index"])):
-            data_file = source / data_template.format(chunk_index=meta.get("data/chunk_index", 0),
-                                                      file_index=meta.get("data/file_index", 0))
-            if data_file not in tables:
-                try:
-                    tables[data_file] = pq.read_table(data_file)
-                except (pa.ArrowInvalid, OSError) as e:
-                    raise Vid2ActError(f"{data_file} is missing or unreadable ({e.__class__.__name__})") from None
-            table = tables[data_file]
-            rows = np.flatnonzero(pc.equal(table.column("episode_index"), meta["episode_index"]).to_numpy(
-                zero_copy_only=False))
-            rows = rows[np.argsort(table.column("frame_index").take(rows).to_numpy())]
+        for k, episode in enumerate(plan["episodes"]):
+            meta, table, rows, actions = episode["meta"], episode["table"], episode["rows"], episode["actions"]
             n = len(rows)
-            if n < 2:
-                raise Vid2ActError(f"{source}: episode {meta['episode_index']} has {n} frame(s); vid2act needs 2 or more")
-            video_file = source / video_template.format(video_key=images,
-                                                        chunk_index=meta.get(f"videos/{images}/chunk_index", 0),
-                                                        file_index=meta.get(f"videos/{images}/file_index", 0))
-            if video_file not in decoded:
-                if not video_file.exists():
-                    raise Vid2ActError(f"{video_file} is missing")
-                decoded[video_file] = decode_video(video_file)
-            frames, times = decoded[video_file]
-            wanted = float(meta.get(f"videos/{images}/from_timestamp", 0.0)) + np.arange(n) / fps
-            nearest = np.abs(times[None, :] - wanted[:, None]).argmin(1)
-            if np.abs(times[nearest] - wanted).max() > 0.5 / fps:
-                raise Vid2ActError(f"{video_file} lacks frames of episode {meta['episode_index']} (its timestamps "
-                                   f"from {wanted[0]:.3f} s)")
-            depth = _column(table, "observation.depth", rows).astype(np.float32) if has_depth else None
-            rgb, depth = frames[nearest], depth
+            rgb = frames_of(images, meta, n, "rgb24")
+            if plan["depth"] is None:
+                depth = None
+            elif "video" in plan["depth"]:
+                depth = dequantize_depth(frames_of(DEPTH_KEY, meta, n, DEPTH_PIX_FMT), plan["depth"]["video"])
+            else:
+                depth = _column(table, DEPTH_KEY, rows).astype(np.float32)
             if rgb.shape[1:3] != tuple(image_size) or (depth is not None and depth.shape[1:] != tuple(image_size)):
                 rgb, depth = resize_frames(rgb, depth, tuple(image_size))
             if depth is None:  # an RGB dataset: vid2act's RGB models read no depth; keep the format whole
                 depth = np.zeros((n, *image_size), np.float32)
-            actions = _column(table, "action", rows).astype(np.float32)[:-1]
             state = _column(table, "observation.state", rows).astype(np.float64) if has_state else np.zeros((n, 4))
-            scene = json.loads(meta["vid2act/scene"]) if meta.get("vid2act/scene") else None
+            scene = episode["scene"]
             task = meta.get("vid2act/task") or "imported"
             instruction = (meta.get("tasks") or ["(no instruction)"])[0]
             if scene is None:
@@ -344,21 +503,22 @@ def import_lerobot(source: Path, out: Path, image_size=(48, 64), force: bool = F
             actions_all.append(actions)
             targets_all.append(ee_target)
             per_task[task] = per_task.get(task, 0) + 1
-            on_episode(k + 1, len(episodes))
+            on_episode(k + 1, len(plan["episodes"]))
         stats = dataset_stats(actions_all, targets_all, ACTION_SPACE["names"])
         task_info = {}
         for task in per_task:
             from vid2act.sim.tasks import TASKS
             task_info[task] = TASKS[task].to_json() if task in TASKS else {"name": task, "description": "imported"}
+        count = len(plan["episodes"])
         document = {"format": DATASET_FORMAT, "vid2act_version": __version__,
-                    "config": {"tasks": list(per_task), "episodes": len(episodes), "split": "train", "seed": 0,
+                    "config": {"tasks": list(per_task), "episodes": count, "split": "train", "seed": 0,
                                "image_size": list(image_size), "previews": False,
                                "imported_from": f"lerobot:{source.resolve()}"},
                     "complete": True, "image_size": list(image_size), "fps": fps,
                     "frame_interval": FRAME_INTERVAL, "timestep": TIMESTEP, "action_space": ACTION_SPACE,
                     "tasks": task_info,
                     "splits": {"names": list(SPLITS), "seeds": {k: list(v) for k, v in SEED_RANGES.items()}},
-                    "counts": {"episodes": len(episodes), "frames": stats["frames"], "per_task": per_task,
+                    "counts": {"episodes": count, "frames": stats["frames"], "per_task": per_task,
                                "oracle_failures_skipped": 0}}
         if not math.isclose(fps, 1.0 / (TIMESTEP * FRAME_INTERVAL)):
             document["note"] = f"recorded at {fps} fps; vid2act's world runs at {1.0 / (TIMESTEP * FRAME_INTERVAL):g}"
