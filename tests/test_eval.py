@@ -358,3 +358,38 @@ def test_a_recovery_episode_reads_the_places_the_grounding_reads(demos, tiny_pla
     read = episode_places(e, more.expert_from(0), grid, grounder)
     assert more.expert_from(0) > 0 and not np.allclose(read, demo_pixels(e, grid))
     assert np.allclose(read, grounder.locate(e["rgb"][0], e["depth"][0], str(e["instruction"])).numpy())
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    ({"replan_every": -3}, "replan_every must be 0 (open loop) or more (got -3)"),
+    ({"steps": 0}, "--steps must lie between 1 and 1000 (got 0)"),
+    ({"best_of": 0}, "best_of must lie between 1 and 64 (got 0)"),
+    ({"guidance": float("nan")}, "--guidance must be a number"),
+    ({"steps": 2.5}, "steps must be a whole number (got 2.5)"),
+])
+def test_load_policy_refuses_impossible_settings_before_loading_a_model(settings, fragment):
+    from vid2act.errors import UsageError
+    from vid2act.policies import load_policy
+    with pytest.raises(UsageError) as refused:
+        load_policy("plan", planner="no/such/planner", **settings)  # refused before the missing planner is looked up
+    assert fragment in str(refused.value)
+
+
+def test_a_missing_default_model_says_none_ships_and_how_to_make_one(monkeypatch, tmp_path):
+    from vid2act import shipped
+    from vid2act.errors import Vid2ActError
+    monkeypatch.setitem(shipped.DEFAULTS, "bc", "bc-not-here")
+    with pytest.raises(Vid2ActError) as refused:
+        shipped.resolve("default", "bc")
+    assert str(refused.value) == ("no behavior-cloning policy ships with this vid2act (the default would be "
+                                  "models/bc-not-here); make one with `vid2act train bc --data DATA --out RUN` and "
+                                  "give RUN instead of default")
+
+
+def test_from_pretrained_of_a_file_is_one_clear_error(tmp_path):
+    from vid2act.errors import Vid2ActError
+    from vid2act.video.pipeline import VideoPlannerPipeline
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(Vid2ActError, match="model.safetensors is a file; a planner is the folder `vid2act train video` "
+                                           "writes"):
+        VideoPlannerPipeline.from_pretrained(tmp_path / "model.safetensors")

@@ -63,6 +63,23 @@ def test_instruction_option_and_refusals():
         env.reset(seed=5, options={"colour": "red"})
     with pytest.raises(UsageError, match="unknown task 'juggle'"):
         gymnasium.make("vid2act/Reach-v0", task="juggle")
+    with pytest.raises(UsageError, match=r"reset options must be a dict, for example \{'split': 'test'\}"):
+        env.reset(seed=5, options="test")
+    with pytest.raises(UsageError, match=r"image_size must be \(height, width\) in pixels, for example \(48, 64\)"):
+        gymnasium.make("vid2act/Reach-v0", image_size="48x64")
+    with pytest.raises(UsageError, match="unknown split 'val'"):
+        gymnasium.make("vid2act/Reach-v0", split="val")
+    env.close()
+
+
+def test_split_is_a_make_keyword_and_reset_options_still_override_it():
+    env = gymnasium.make("vid2act/Push-v0", split="test")
+    _, info = env.reset(seed=1_000_042)
+    assert (info["split"], info["seed"]) == ("test", 1_000_042)
+    _, info = env.reset(seed=42, options={"split": "train"})
+    assert (info["split"], info["seed"]) == ("train", 42)
+    with pytest.raises(UsageError, match=r"seed 42 is outside the test split's seed range"):
+        env.reset(seed=42)
     env.close()
 
 

@@ -3,12 +3,13 @@
 `gymnasium.make("vid2act:vid2act/Push-v0")`, which imports it).
 
     import gymnasium, vid2act
-    env = gymnasium.make("vid2act/Push-v0", render_mode="rgb_array")
-    observation, info = env.reset(seed=1_000_042, options={"split": "test"})   # info["instruction"]
+    env = gymnasium.make("vid2act/Push-v0", render_mode="rgb_array", split="test")
+    observation, info = env.reset(seed=1_000_042)   # info["instruction"]; options={"split": ...} overrides
     observation, reward, terminated, truncated, info = env.step(env.action_space.sample())
 
 The same scenes, world, camera, actions and success test as `vid2act scene` / `execute` / `eval`: no
-second implementation. `reset(seed=S, options={"split": ...})` builds `vid2act scene --seed S --split ...`
+second implementation. `reset(seed=S)` builds `vid2act scene --seed S --split SPLIT` (SPLIT from `make`, train
+unless given, or from `options={"split": ...}`)
 (the same start image, byte for byte), in a fresh PyBullet world, so that a seed always gives the same
 episode (Gymnasium's `check_env` determinism checks pass); `step(action)` is one action of `execute`;
 `info["is_success"]` is the task's success test on the current state, and an episode terminates when it
@@ -37,9 +38,16 @@ class TaskEnv(gymnasium.Env):
     """One task family of the suite as a Gymnasium environment (see the module's docstring)."""
     metadata = {"render_modes": ["rgb_array"], "render_fps": FPS}
 
-    def __init__(self, task: str, render_mode: str | None = None, image_size: tuple[int, int] = (48, 64)):
-        from vid2act.sim.tasks import get_task
+    def __init__(self, task: str, render_mode: str | None = None, image_size: tuple[int, int] = (48, 64),
+                 split: str = "train"):
+        from vid2act.sim.tasks import SPLITS, get_task
         get_task(task)
+        if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in image_size)):
+            raise UsageError(f"image_size must be (height, width) in pixels, for example (48, 64); got {image_size!r}")
+        if split not in SPLITS:
+            raise UsageError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
+        self.split = split
         problem = image_size_problem(*image_size)
         if problem:
             raise UsageError(f"image_size {tuple(image_size)}: {problem}")
@@ -63,8 +71,10 @@ class TaskEnv(gymnasium.Env):
         from vid2act.sim.env import Env, make_scene
         from vid2act.sim.tasks import SPLITS, seed_range
         super().reset(seed=seed)
+        if options is not None and not isinstance(options, dict):
+            raise UsageError(f"reset options must be a dict, for example {{'split': 'test'}}; got {options!r}")
         options = dict(options or {})
-        split = options.pop("split", "train")
+        split = options.pop("split", self.split)
         instruction = options.pop("instruction", None)
         if options:
             raise UsageError(f"unknown reset option {sorted(options)[0]!r}; vid2act reads split and instruction")

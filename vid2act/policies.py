@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vid2act.configs import BEST_OF
+from vid2act.configs import BEST_OF, MAX_BEST_OF, POLICIES
+from vid2act.errors import UsageError, check_range
 from vid2act.sim.tasks import get_task
 from vid2act.spec import ACTION_SPACE
 
@@ -316,10 +317,25 @@ def load_models(policy: str, planner: str = "default", idm: str = "default", bc:
     return models
 
 
+def check_policy_settings(name: str, steps: int, guidance: float, replan_every: int, best_of: int) -> None:
+    """Refuse settings no policy can run with, before any model loads (as `vid2act eval` refuses the options)."""
+    from vid2act.video.pipeline import check_sampling
+    if name not in POLICIES:
+        raise UsageError(f"unknown policy {name!r}; choose {', '.join(POLICIES)}")
+    for option, value in (("steps", steps), ("replan_every", replan_every), ("best_of", best_of)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise UsageError(f"{option} must be a whole number (got {value!r})")
+    check_sampling(steps, guidance, 1)
+    if replan_every < 0:
+        raise UsageError(f"replan_every must be 0 (open loop) or more (got {replan_every})")
+    check_range("best_of", best_of, 1, MAX_BEST_OF)
+
+
 def load_policy(name: str, planner: str = "default", idm: str = "default", bc: str = "default", steps: int = 4,
                 guidance: float = 1.0, replan_every: int = 8, device: str = "cpu", precision: str = "fp32",
                 best_of: int = BEST_OF) -> "Policy":
     """Policy `name` with its models loaded: `load_policy("plan")` is the shipped planner + IDM, closed loop."""
+    check_policy_settings(name, steps, guidance, replan_every, best_of)
     return make_policy(name, load_models(name, planner, idm, bc, device, precision), steps, guidance, replan_every,
                        device, best_of)
 
@@ -327,6 +343,7 @@ def load_policy(name: str, planner: str = "default", idm: str = "default", bc: s
 def make_policy(name: str, models, steps: int = 4, guidance: float = 1.0, replan_every: int = 8,
                 device: str = "cpu", best_of: int = BEST_OF) -> Policy:
     """The policy `name` over already loaded models (`models.planner`, `.idm`, `.bc` as the policy needs)."""
+    check_policy_settings(name, steps, guidance, replan_every, best_of)
     if name == "plan":
         return PlanPolicy(models.planner, models.idm, steps, guidance, replan_every, device, best_of)
     if name == "gt-video":

@@ -10,6 +10,9 @@ from vid2act.errors import Vid2ActError
 # what `default` names, per kind; "plan-idm" is the IDM that reads a planner's drawings (`vid2act train idm
 # --planner`), the default where an IDM reads a plan: translating a plan folder, and the plan policy
 DEFAULTS = {"idm": "idm-rgbd", "plan-idm": "idm-plans-rgbd", "planner": "planner-rgbd", "bc": "bc-rgbd"}
+KINDS = {"idm": "IDM", "plan-idm": "plan-reading IDM", "planner": "planner", "bc": "behavior-cloning policy"}
+TRAIN = {"idm": "vid2act train idm", "plan-idm": "vid2act train idm --planner PLANNER", "planner": "vid2act train video",
+         "bc": "vid2act train bc"}
 
 
 def resolve(reference: str, kind: str) -> Path:
@@ -21,6 +24,9 @@ def resolve(reference: str, kind: str) -> Path:
     shipped = root() / name
     if "/" not in name and shipped.exists():
         return shipped
+    if reference == "default":
+        raise Vid2ActError(f"no {KINDS[kind]} ships with this vid2act (the default would be models/{name}); make one "
+                           f"with `{TRAIN[kind]} --data DATA --out RUN` and give RUN instead of default")
     raise Vid2ActError(f"no model at {reference!r} (neither a folder nor a shipped model name; shipped: "
                        f"{', '.join(names()) or 'none'})")
 

@@ -230,6 +230,9 @@ class VideoPlannerPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         folder = Path(pretrained_model_name_or_path)
+        if not folder.is_dir():
+            raise Vid2ActError(f"{folder} is {'a file' if folder.exists() else 'missing'}; a planner is the folder "
+                               "`vid2act train video` writes (model_index.json, unet/, planner.json ...)")
         kwargs.setdefault("planner", read_planner_settings(folder / PLANNER_FILE))
         kwargs.setdefault("grounding", load_grounding(folder / GROUNDING_FOLDER)[0])
         kwargs.setdefault("sketcher", load_sketch(folder))
