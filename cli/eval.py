@@ -14,9 +14,10 @@ def eval_command(config: EvalConfig, force: bool = typer.Option(False, "--force"
     """Success rates over many seeds, with 95 % intervals. Prints the aggregates as JSON."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    from vid2act.eval import evaluate
+    from vid2act.eval import check_output, evaluate
 
     config.check()
+    check_output(config, force)
     policy, out, episodes = config.policy, Path(config.out), config.episodes
     from vid2act.policies import load_models
     load_models(policy, config.planner, config.idm, config.bc, precision=config.precision)  # a missing model is

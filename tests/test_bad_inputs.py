@@ -121,6 +121,126 @@ def both(*prepares):
     return prepare
 
 
+def forged_npy(real_shape=(4, 48, 64), claimed=(10_000_000, 48, 64), dtype=np.float32) -> bytes:
+    """A small .npy whose header claims `claimed` (its padding shortened so the header keeps its length)."""
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(real_shape, dtype))
+    data = buffer.getvalue()
+    real, fake = str(real_shape).encode(), str(claimed).encode()
+    grown = len(fake) - len(real)
+    header_end = data.index(b"\n") + 1
+    header = data[:header_end].replace(real, fake).replace(b" " * grown + b"\n", b"\n")
+    assert len(header) == header_end
+    return header + data[header_end:]
+
+
+def forged_npz(name="rgb", **kw) -> bytes:
+    import io
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{name}.npy", forged_npy(**kw))
+    return buffer.getvalue()
+
+
+def scene_copy(name: str, edit: Callable[[dict], None]):
+    return copy_scene(name, edit)
+
+
+def nested(document: dict, path: str, value=None, delete: bool = False):
+    """Set (or delete) document[a][b][c] for path "a.b.c" (numbers index lists)."""
+    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+    for key in keys[:-1]:
+        document = document[key]
+    if delete:
+        del document[keys[-1]]
+    else:
+        document[keys[-1]] = value
+
+
+def scene_edit(path: str, value=None, delete: bool = False):
+    return copy_scene("s", lambda d: nested(d, path, value, delete))
+
+
+def oracle_on(name="s"):
+    return lambda p: ["oracle", p["ws"] / name, "--out", p["ws"] / "a.json"]
+
+
+def lerobot_copy(edit: Callable[[Path], None]):
+    def prepare(ws: Path):
+        shutil.copytree(ws.parent / "shared-lerobot", ws / "le")
+        edit(ws / "le")
+    return prepare
+
+
+def lerobot_info(change: Callable[[dict], None]):
+    def edit(root: Path):
+        info = json.loads((root / "meta" / "info.json").read_text())
+        change(info)
+        (root / "meta" / "info.json").write_text(json.dumps(info))
+    return edit
+
+
+def lerobot_table(relative: str, change):
+    """Rewrite one parquet file of the LeRobot copy: `change(table) -> table`."""
+    def edit(root: Path):
+        import pyarrow.parquet as pq
+        path = root / relative
+        pq.write_table(change(pq.read_table(path)), path)
+    return edit
+
+
+LEROBOT_DATA = "data/chunk-000/file-000.parquet"
+LEROBOT_EPISODES = "meta/episodes/chunk-000/file-000.parquet"
+
+
+def set_action(row: int, values):
+    def change(table):
+        import pyarrow as pa
+        actions = table.column("action").to_pylist()
+        actions[row] = values
+        kind = pa.list_(pa.float32(), len(values)) if len(values) == 4 else pa.list_(pa.float32())
+        if len(values) != 4:
+            actions = [a if i == row else list(a) for i, a in enumerate(actions)]
+        return table.set_column(table.column_names.index("action"), "action", pa.array(actions, kind))
+    return change
+
+
+def widen_actions(table):
+    import pyarrow as pa
+    actions = [list(a) + [0.0, 0.0, 0.0] for a in table.column("action").to_pylist()]
+    return table.set_column(table.column_names.index("action"), "action", pa.array(actions, pa.list_(pa.float32(), 7)))
+
+
+def episodes_column(name: str, values=None):
+    def change(table):
+        import pyarrow as pa
+        if values is None:
+            return table.drop_columns([name])
+        return table.set_column(table.column_names.index(name), name, pa.array(values(table.num_rows)))
+    return change
+
+
+def import_args():
+    return lambda p: ["import", "lerobot", p["ws"] / "le", p["ws"] / "imported"]
+
+
+def shipped_idm_copy(name: str):
+    def prepare(ws: Path):
+        from vid2act.shipped import resolve
+        shutil.copytree(resolve("default", "idm"), ws / name)
+    return prepare
+
+
+def run_copy(name: str):
+    return lambda ws: shutil.copytree(ws.parent / "shared-idm-run", ws / name)
+
+
+def dangling(name: str):
+    return lambda ws: os.symlink(ws / "nowhere", ws / name)
+
+
 def scene_args(*extra):
     return lambda p: ["scene", "--task", "push", "--seed", "1000001", "--out", p["ws"] / "out", *extra]
 
@@ -337,6 +457,126 @@ CASES = [
     Case("eval-no-planner", eval_args("--planner", "no/such/planner"), 1, "no model at"),
     Case("eval-unknown-precision", eval_args("--precision", "int4"), 2, "unknown --precision"),
     Case("eval-out-exists", eval_args("--policy", "random"), 2, "already exists", write("ev/x", "mine")),
+    # --- an output that is, holds or lies inside an input: refused, the input untouched ---
+    Case("train-idm-out-is-its-data", lambda p: ["train", "idm", "--data", p["ws"] / "d", "--out", p["ws"] / "d",
+                                                 "--force", "--steps", "2"], 2, "--out",
+         dataset_copy(lambda root: None)),
+    Case("train-video-out-holds-its-data", lambda p: ["train", "video", "--data", p["ws"] / "d" / "inner", "--out",
+                                                      p["ws"] / "d", "--force"], 2, "holds the input --data",
+         lambda ws: shutil.copytree(ws.parent / "shared-data", ws / "d" / "inner")),
+    Case("train-bc-out-inside-its-data", lambda p: ["train", "bc", "--data", p["ws"] / "d", "--out",
+                                                    p["ws"] / "d" / "run"], 2, "lies inside the input --data",
+         dataset_copy(lambda root: None)),
+    Case("train-video-out-is-init-from", lambda p: ["train", "video", "--data", p["data"], "--init-from",
+                                                    p["ws"] / "P", "--out", p["ws"] / "P", "--force"], 2,
+         "is the input --init-from", write("P/model_index.json", "{}")),
+    Case("eval-out-is-the-planner", lambda p: ["eval", "--planner", p["ws"] / "P", "--out", p["ws"] / "P", "--force",
+                                               "--episodes", "1"], 2, "is the input --planner",
+         write("P/model_index.json", "{}")),
+    Case("oracle-out-inside-its-scene", lambda p: ["oracle", p["ws"] / "s", "--out", p["ws"] / "s" / "a.json"], 2,
+         "lies inside the input SCENE", copy_scene("s")),
+    Case("execute-next-scene-is-its-scene", lambda p: ["execute", p["actions"], "--scene", p["ws"] / "s", "--out",
+                                                       p["ws"] / "r", "--next-scene", p["ws"] / "s", "--force"], 2,
+         "--next-scene", copy_scene("s")),
+    Case("translate-out-is-its-source", lambda p: ["translate", p["ws"] / "f.npz", "--out", p["ws"] / "f.npz",
+                                                   "--force"], 2, "is the input SOURCE",
+         frames_file(depth=np.ones((4, 48, 64), np.float32))),
+    Case("generate-out-holds-its-image", lambda p: ["generate", "--image", p["ws"] / "x" / "start.png", "--prompt",
+                                                    "push it", "--out", p["ws"] / "x", "--force"], 2,
+         "holds the input --image", copy_scene("x")),
+    Case("view-out-inside-its-data", lambda p: ["view", p["ws"] / "d", "--out", p["ws"] / "d" / "v.gif"], 2,
+         "lies inside the input DATA", dataset_copy(lambda root: None)),
+    # --- --resume continues a run of its own kind, or nothing ---
+    Case("train-idm-resume-over-a-model", lambda p: ["train", "idm", "--data", p["data"], "--out", p["ws"] / "X",
+                                                     "--resume", "--steps", "2"], 2,
+         "holds no `vid2act train idm` run to resume", shipped_idm_copy("X")),
+    Case("train-video-resume-into-an-idm-run", lambda p: ["train", "video", "--data", p["data"], "--out",
+                                                          p["ws"] / "run", "--resume"], 2,
+         "is a `vid2act train idm` run, not a `vid2act train video` one", run_copy("run")),
+    Case("train-idm-resume-other-settings", lambda p: ["train", "idm", "--data", p["data"], "--out", p["ws"] / "run",
+                                                       "--resume", "--steps", "4", "--batch-size", "8", "--width", "8",
+                                                       "--checkpoint-every", "1", "--eval-every", "2", "--lr", "0.5"],
+         2, "was started with other settings (--lr 0.002 then, 0.5 now", run_copy("run")),
+    # --- scene files: one schema, every number finite and inside the world's envelope ---
+    Case("oracle-scene-ee-target-1e308", oracle_on(), 1, "state.robot.ee_target[0] = 1e+308 lies outside",
+         scene_edit("state.robot.ee_target", [1e308, 0, 0.2])),
+    Case("execute-scene-joint-1e308", lambda p: ["execute", p["actions"], "--scene", p["ws"] / "s", "--out",
+                                                 p["ws"] / "r"], 1, "state.robot.joint_positions[0] = 1e+308",
+         scene_edit("state.robot.joint_positions.0", 1e308)),
+    Case("oracle-scene-object-1e308", oracle_on(), 1, "state.objects[0].position[0] = 1e+308 lies outside",
+         scene_edit("state.objects.0.position", [1e308, 0, 0.025])),
+    Case("oracle-scene-zero-quaternion", oracle_on(), 1, "orientation must be a unit quaternion",
+         scene_edit("state.objects.0.orientation", [0, 0, 0, 0])),
+    Case("oracle-scene-no-gripper", oracle_on(), 1, "state.robot lacks the field 'gripper'",
+         scene_edit("state.robot.gripper", delete=True)),
+    Case("oracle-scene-unknown-shape", oracle_on(), 1, "shape 'sphere' is not one of",
+         scene_edit("state.objects.0.shape", "sphere")),
+    Case("oracle-scene-unknown-colour", oracle_on(), 1, "color 'pink' is not one of",
+         scene_edit("state.objects.0.color", "pink")),
+    Case("oracle-scene-name-not-its-object", oracle_on(), 1, "does not match its colour and shape",
+         scene_edit("state.objects.0.name", "red block")),
+    Case("oracle-scene-goal-without-object", oracle_on(), 1, "goal lacks the field 'object'",
+         scene_edit("goal.object", delete=True)),
+    Case("oracle-scene-camera-fov-0", oracle_on(), 1, "camera.fov = 0 lies outside", scene_edit("camera.fov", 0)),
+    Case("oracle-scene-camera-near-beyond-far", oracle_on(), 1, "far (0.05) must lie beyond near (0.1)",
+         scene_edit("camera.far", 0.05)),
+    Case("oracle-scene-unknown-field", oracle_on(), 1, "unknown field 'colour'", scene_edit("colour", "red")),
+    Case("oracle-scene-ee-target-string", oracle_on(), 1, "state.robot.ee_target must be 3 finite numbers",
+         scene_edit("state.robot.ee_target", ["0.4", 0, 0.2])),
+    # --- parsers: refused as bad files before anything is allocated ---
+    Case("oracle-scene-400-digit-seed", oracle_on(), 1, "holds a whole number of 401 digits",
+         copy_scene("s", raw='{"format": "vid2act.scene/1", "seed": 1' + "0" * 400 + "}")),
+    Case("execute-actions-nested-100000-deep", lambda p: ["execute", p["ws"] / "a.json", "--scene", p["scene"],
+                                                          "--out", p["ws"] / "r"], 1, "nested too deeply",
+         actions_file(raw="[" * 100_000 + "]" * 100_000)),
+    Case("translate-npz-claiming-10-million-frames", translate_args("f.npz"), 1, "header claims a 10000000x48x64",
+         frames_file(raw=forged_npz(real_shape=(4, 48, 64, 3), claimed=(10_000_000, 48, 64, 3), dtype=np.uint8))),
+    Case("generate-npy-claiming-10-million-frames", lambda p: ["generate", "--image", p["scene"] / "start.png",
+                                                               "--depth", p["ws"] / "d.npy", "--prompt", "push it",
+                                                               "--out", p["ws"] / "plan"], 1, "header claims",
+         write("d.npy", forged_npy())),
+    Case("train-idm-episode-claiming-10-million-frames", train_args("idm", data=lambda p: p["ws"] / "d"), 1,
+         "header claims", dataset_copy(lambda root: (root / "episodes" / "000002.npz").write_bytes(
+             forged_npz(real_shape=(4, 48, 64, 3), claimed=(10_000_000, 48, 64, 3), dtype=np.uint8)))),
+    # --- a bound on the work of one run ---
+    Case("execute-a-million-actions", lambda p: ["execute", p["ws"] / "a.json", "--scene", p["scene"], "--out",
+                                                 p["ws"] / "r"], 1, "one run executes at most 1,000",
+         actions_file(lambda d: d.update(actions=[[0.0, 0.0, 0.0, 0.0]] * 1_000_000))),
+    # --- import lerobot: every column checked against info.json before anything is written ---
+    Case("import-fps-a-string", import_args(), 1, "fps must be a number of frames per second",
+         lerobot_copy(lerobot_info(lambda info: info.update(fps="20fps")))),
+    Case("import-fps-infinite", import_args(), 1, "fps must be a number of frames per second",
+         lerobot_copy(lambda root: (root / "meta" / "info.json").write_text(
+             (root / "meta" / "info.json").read_text().replace('"fps": 20', '"fps": 1e400', 1)))),
+    Case("import-nan-action", import_args(), 1, "column 'action' holds NaN or infinity (row 3)",
+         lerobot_copy(lerobot_table(LEROBOT_DATA, set_action(3, [float("nan"), 0.0, 0.0, 0.0])))),
+    Case("import-action-out-of-bounds", import_args(), 1, "action dx = 0.5 lies outside",
+         lerobot_copy(lerobot_table(LEROBOT_DATA, set_action(3, [0.5, 0.0, 0.0, 0.0])))),
+    Case("import-unparseable-scene", import_args(), 1, "is not valid JSON",
+         lerobot_copy(lerobot_table(LEROBOT_EPISODES, episodes_column("vid2act/scene", lambda n: ["{bad"] * n)))),
+    Case("import-features-a-list", import_args(), 1, "features must be a JSON object",
+         lerobot_copy(lerobot_info(lambda info: info.update(features=[])))),
+    Case("import-episodes-without-index", import_args(), 1, "needs an episode_index",
+         lerobot_copy(lerobot_table(LEROBOT_EPISODES, episodes_column("episode_index")))),
+    Case("import-action-7-wide-under-4", import_args(), 1, "column 'action' holds rows of 7 values; info.json says 4",
+         lerobot_copy(lerobot_table(LEROBOT_DATA, widen_actions))),
+    # --- paths ---
+    Case("collect-out-under-a-dangling-symlink", lambda p: ["collect", "--tasks", "push", "--episodes", "2", "--out",
+                                                            p["ws"] / "lnk" / "D"], 2, "which does not exist",
+         dangling("lnk")),
+    Case("train-idm-out-under-a-dangling-symlink", lambda p: ["train", "idm", "--data", p["data"], "--out",
+                                                              p["ws"] / "lnk" / "D", "--steps", "2"], 2,
+         "which does not exist", dangling("lnk")),
+    Case("collect-out-under-a-file", lambda p: ["collect", "--tasks", "push", "--episodes", "2", "--out",
+                                                p["ws"] / "f" / "x"], 2, "is a file, not a folder", write("f", "x")),
+    Case("scene-out-stdout", lambda p: ["scene", "--task", "push", "--seed", "1000001", "--out", "-"], 2,
+         "not standard output"),
+    Case("scene-out-not-writable", lambda p: ["scene", "--task", "push", "--seed", "1000001", "--out",
+                                              "/proc/vid2act-out"], 1, "is not writable here"),
+    Case("train-idm-out-not-writable", lambda p: ["train", "idm", "--data", p["data"], "--out", "/proc/vid2act-run",
+                                                  "--steps", "2"], 1, "is not writable here"),
+    Case("eval-out-stdout", lambda p: ["eval", "--out", "-", "--episodes", "1", "--policy", "random"], 2,
+         "not standard output"),
 ]
 
 
@@ -347,6 +587,10 @@ def shared(scene_dir, oracle_actions, demos, tmp_path_factory) -> Path:
     shutil.copytree(scene_dir, root / "shared-scene")
     shutil.copy(oracle_actions, root / "shared-actions.json")
     shutil.copytree(demos, root / "shared-data")
+    assert vid2act("export", "lerobot", demos, root / "shared-lerobot").code == 0
+    run = vid2act("train", "idm", "--data", root / "shared-data", "--out", root / "shared-idm-run", "--steps", 2, "--batch-size", 8,
+                  "--width", 8, "--checkpoint-every", 1, "--eval-every", 2)
+    assert run.code == 0, run.stderr
     return root
 
 
@@ -370,6 +614,7 @@ def test_bad_input_is_one_clean_line_and_leaves_nothing(case, shared):
     assert BUG_MARKER not in stderr and run.stdout == "", stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
     assert listing(ws) == before, "the command left something behind"
+    assert not os.path.lexists("-"), "a folder named - was made"
 
 
 def test_the_table_covers_every_command():
@@ -416,6 +661,16 @@ def test_two_writers_of_one_output_exactly_one_wins(tmp_path):
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    """Poll `condition` until it holds or `seconds` pass (a loaded machine is slow, never wrong): whether it held."""
+    deadline = time.time() + seconds
+    while not condition():
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _vid2act_processes() -> list[str]:
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [line for line in ps.splitlines() if "vid2act.cli" in line or "spawn_main" in line
@@ -428,17 +683,12 @@ def test_kill_9_of_collect_leaves_no_process_and_the_rerun_is_byte_identical(tmp
     args = ["collect", "--tasks", "reach,push", "--episodes", 60, "--workers", 2]
     out = tmp_path / "killed"
     process = _start(*args, "--out", out)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "episodes").glob("*.npz")) if out.exists() else []) < 4:
-        time.sleep(0.05)
+    assert wait_for(lambda: len(list((out / "episodes").glob("*.npz"))) >= 4, 300), "collect wrote no 4 episodes"
     os.kill(process.pid, signal.SIGKILL)  # the parent alone, as a crash would: its workers must follow
     process.wait()
-    time.sleep(1.0)
-    left = [line for line in _vid2act_processes() if line not in before]
-    assert left == [], left
-    written = len(list((out / "episodes").glob("*.npz")))
-    time.sleep(1.0)
-    assert len(list((out / "episodes").glob("*.npz"))) == written, "something still writes episodes"
+    assert wait_for(lambda: [line for line in _vid2act_processes() if line not in before] == [], 60), \
+        [line for line in _vid2act_processes() if line not in before]
+    written = len(list((out / "episodes").glob("*.npz")))  # no process is left that could write another
     assert written < 60, "collect finished before the kill"
     assert vid2act(*args, "--out", out).code == 0
     assert vid2act(*args, "--out", tmp_path / "whole").code == 0
@@ -455,10 +705,8 @@ def test_a_second_writer_of_a_folder_being_written_is_refused(command, demos, tm
                       "--checkpoint-every", 10]}[command]
     started = {"collect": out / "meta" / "info.json", "train": out / "checkpoint" / "state.json"}[command]
     first = _start(*args, "--out", out)
-    deadline = time.time() + 300  # a loaded machine takes its time to import torch and read the data
-    while time.time() < deadline and not started.exists():
-        time.sleep(0.05)
-    assert started.exists(), f"the first {command} did not start writing within 300 s"
+    # a loaded machine takes its time to import torch and read the data
+    assert wait_for(started.exists, 300), f"the first {command} did not start writing within 300 s"
     second = vid2act(*args, "--out", out, *(["--resume"] if command == "train" else []))
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
@@ -474,13 +722,11 @@ def test_sigint_mid_run_says_interrupted_leaves_no_partial_output_and_reruns(com
                       "--checkpoint-every", 20, "--eval-every", 400],
             "eval": ["eval", "--policy", "oracle", "--tasks", "push", "--episodes", 6]}[command]
     process = _start(*args, "--out", out)
-    deadline = time.time() + 120
     ready = {"collect": lambda: len(list(out.glob("episodes/*.npz"))) >= 2,
              "train": lambda: (out / "checkpoint" / "state.json").exists(),
              "eval": lambda: any(tmp_path.glob(".out.*.tmp/episodes/*/result.json"))}[command]
-    while time.time() < deadline and not ready():
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGINT)
+    assert wait_for(ready, 300), f"{command} did not get going within 300 s"
+    os.killpg(process.pid, signal.SIGINT)  # the whole group, as a terminal's Ctrl-C: workers included
     code, stderr = process.wait(timeout=120), process.stderr.read()
     assert code == 130 and "interrupted" in stderr and BUG_MARKER not in stderr, stderr
     if command == "eval":  # an eval is one atomic output: nothing of it may remain

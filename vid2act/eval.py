@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,6 +24,7 @@ from vid2act.configs import EvalConfig
 from vid2act.files import (actions_document, check_apart, check_can_write, output_dir, write_gif, write_json,
                            write_plan, write_rollout, write_scene, write_video)
 from vid2act.options import inputs_of
+from vid2act.processes import map_in_workers
 from vid2act.report import GIF_NAME, write_reports
 from vid2act.sim.tasks import seed_range
 
@@ -136,10 +136,7 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
 
 
 def _worker_init(threads: int) -> None:
-    import signal
-
     import torch
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     torch.set_num_threads(threads)
 
 
@@ -148,12 +145,17 @@ def _episode_job(args) -> dict:
 
 
 # --- many episodes -----------------------------------------------------------------------------------------
+def check_output(config: EvalConfig, force: bool) -> None:
+    """The eval folder: apart from the models it reads, and new (or --force)."""
+    check_apart({"--out": config.out}, inputs_of(config))
+    check_can_write(Path(config.out), force)
+
+
 def evaluate(config: EvalConfig, force: bool = False,
              on_episode: Callable[[dict, int, int], None] = lambda record, done, total: None) -> dict:
     config.check()
     out = Path(config.out)
-    check_apart({"--out": out}, inputs_of(config))
-    check_can_write(out, force)
+    check_output(config, force)
     first = seed_range(config.split)[0] + config.first_seed
     jobs, shown = [], {}
     for task in config.tasks:
@@ -171,16 +173,10 @@ def evaluate(config: EvalConfig, force: bool = False,
                 records.append(run_episode(*job))
                 on_episode(records[-1], len(records), len(jobs))
         else:
-            import multiprocessing
-            context = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(config.workers, mp_context=context, initializer=_worker_init,
-                                       initargs=(max(1, (os.cpu_count() or 1) // config.workers),))
-            try:
-                for record in pool.map(_episode_job, jobs):
-                    records.append(record)
-                    on_episode(record, len(records), len(jobs))
-            finally:  # on an error or Ctrl-C, the episodes not yet started are dropped, not run
-                pool.shutdown(wait=True, cancel_futures=True)
+            for record in map_in_workers(_episode_job, jobs, config.workers, _worker_init,
+                                         (max(1, (os.cpu_count() or 1) // config.workers),)):
+                records.append(record)
+                on_episode(record, len(records), len(jobs))
         seconds = time.perf_counter() - started
         info = {"format": EVAL_FORMAT, "config": asdict(config), "aggregates": aggregate(records),
                 "wall_seconds": round(seconds, 2), "episodes_per_hour": round(3600 * len(records) / seconds, 1),

@@ -302,9 +302,10 @@ def load_json(path: Path, what: str) -> dict:
 DEFLATE_MAX_RATIO = 1032  # zlib never expands data more than this on decompression
 
 
-def _read_npy(stream, stored: int, where) -> np.ndarray:
+def _read_npy(stream, stored: int, where, header_only: bool = False) -> np.ndarray | None:
     """An array from an open .npy stream whose data can be at most `stored` bytes: the shape its header claims
-    must fit in them, so a forged header is refused instead of allocating what it claims."""
+    must fit in them, so a forged header is refused instead of allocating what it claims. `header_only`: check
+    the header, read nothing more."""
     fmt = np.lib.format
     try:
         version = fmt.read_magic(stream)
@@ -318,6 +319,8 @@ def _read_npy(stream, stored: int, where) -> np.ndarray:
     if claimed > stored:
         raise Vid2ActError(f"{where}: its header claims a {'x'.join(map(str, shape))} {dtype} array "
                            f"({claimed:,} bytes) but the file holds at most {stored:,}; the file is damaged or forged")
+    if header_only:
+        return None
     data, got = bytearray(claimed), 0
     try:
         while got < claimed:
@@ -342,9 +345,10 @@ def load_npy(path: Path) -> np.ndarray:
         raise Vid2ActError(f"{path} is a folder, not a .npy file") from None
 
 
-def load_npz(path: Path, names=None) -> dict[str, np.ndarray]:
+def load_npz(path: Path, names=None, headers_only: bool = False) -> dict[str, np.ndarray]:
     """The arrays of an .npz file (only `names`, when given), each header checked against what its zip entry
-    can hold: the bytes stored, times deflate's largest ratio."""
+    can hold: the bytes stored, times deflate's largest ratio. `headers_only`: check them, read no data (the
+    values are then None)."""
     path = Path(path)
     try:
         archive = zipfile.ZipFile(path)
@@ -359,7 +363,7 @@ def load_npz(path: Path, names=None) -> dict[str, np.ndarray]:
             stored = entry.compress_size * (DEFLATE_MAX_RATIO if entry.compress_type else 1)
             try:
                 with archive.open(entry) as stream:
-                    arrays[name] = _read_npy(stream, min(stored, entry.file_size), f"{path} ({name})")
+                    arrays[name] = _read_npy(stream, min(stored, entry.file_size), f"{path} ({name})", headers_only)
             except (OSError, zipfile.BadZipFile, EOFError, RuntimeError, NotImplementedError) as e:
                 raise Vid2ActError(f"{path} is not a readable npz ({e.__class__.__name__}: {e})") from None
     return arrays

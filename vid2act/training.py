@@ -133,7 +133,7 @@ def start_run(accelerator, run: Path, config, command: str, resume: bool, force:
     accelerator.wait_for_everyone()
 
 
-WATCHING = ("report_to",)  # settings that change how a run is watched, not what it computes
+WATCHING = ("report_to", "out")  # how a run is watched, and where it lies (a run folder may move), not what it computes
 
 
 def check_same_settings(run: Path, then: dict, now: dict, command: str = "train") -> None:
@@ -145,7 +145,8 @@ def check_same_settings(run: Path, then: dict, now: dict, command: str = "train"
         return
     if any(k not in now for k in changed) or any(k not in then for k in changed):
         raise UsageError(f"{run} is a run of another kind than `vid2act {command}`; choose another --out")
-    short = reprlib.Repr(maxstring=30, maxother=30, maxlist=4)
+    short = reprlib.Repr()
+    short.maxstring, short.maxother, short.maxlist = 30, 30, 4
     listed = "; ".join(f"--{k.replace('_', '-')} {short.repr(then[k])} then, {short.repr(now[k])} now"
                        for k in changed[:3])
     more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""

@@ -11,9 +11,7 @@ demonstrations that never make them cannot."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,6 +24,7 @@ from vid2act.data.dataset import (DATASET_FORMAT, EXPERT_FROM, dataset_stats, ep
 from vid2act.errors import MAX_WORKERS, UsageError, Vid2ActError, check_range
 from vid2act.files import (LOCK_FILE, STDIO, check_apart, check_writable_place, clear_folder, load_json, lock_folder,
                            write_video)
+from vid2act.processes import map_in_workers
 from vid2act.shipped import path_of
 from vid2act.sim.env import Env, Rollout, make_scene
 from vid2act.sim.tasks import SEED_RANGES, SPLITS, TASKS, get_task, seed_range
@@ -178,7 +177,6 @@ def _worker_init() -> None:
     import signal
     import sys
     _PARENT.append(os.getppid())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -258,13 +256,8 @@ def collect(config: CollectConfig, root: Path, workers: int = 1, force: bool = F
             for job in jobs:
                 on_episode(collect_episode(*job))
         else:
-            context = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
-            try:
-                for record in pool.map(_collect_episode, jobs, chunksize=1):
-                    on_episode(record)
-            finally:  # on an error or Ctrl-C, the episodes not yet started are dropped, not run
-                pool.shutdown(wait=True, cancel_futures=True)
+            for record in map_in_workers(_collect_episode, jobs, workers, _worker_init):
+                on_episode(record)
         return finish(config, root)
     finally:
         lock.close()

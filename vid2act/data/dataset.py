@@ -87,6 +87,11 @@ class Dataset:
         if missing:
             raise Vid2ActError(f"dataset {self.root} lacks {len(missing)} of its {counts} episode files (first: "
                                f"{missing[0].name}); rerun the `vid2act collect` command that made it")
+        for path in self.paths:  # every array header against its file (well under 1 ms an episode): a damaged
+            # or forged episode is refused now, before any command has begun its work
+            lacking = [k for k in EPISODE_KEYS if k not in load_npz(path, EPISODE_KEYS, headers_only=True)]
+            if lacking:
+                raise Vid2ActError(f"episode {path} lacks {', '.join(lacking)}")
 
     def __len__(self) -> int:
         return len(self.paths)
