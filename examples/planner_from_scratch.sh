@@ -22,11 +22,8 @@ vid2act train video --data "$out/data" --out "$out/planner" --steps "$steps" --e
 vid2act train idm --data "$out/data" --out "$out/reader" --init-from idm-rgbd --planner "$out/planner" \
   --steps 3000 --lr 3e-4 --eval-every 1000 --resume
 # the UNet, from its own weights and with its own grounding and sketch, learns to draw what the reader reads
-if [ ! -d "$out/planner-read/sketch" ]; then
-  mkdir -p "$out/planner-read" && cp -r "$out/planner/grounding" "$out/planner/sketch" "$out/planner-read/"
-fi
 vid2act train video --data "$out/data" --out "$out/planner-read" --init-from "$out/planner" --reader "$out/reader" \
-  --steps 500 --batch-size 16 --lr 2e-4 --warmup 0 --ema-decay 0.99 --eval-every 250 --mixed-precision "$mixed" \
+  --grounding-from "$out/planner" --sketch-from "$out/planner" --steps 500 --batch-size 16 --lr 2e-4 --warmup 0 --ema-decay 0.99 --eval-every 250 --mixed-precision "$mixed" \
   --resume
 vid2act eval --planner "$out/planner-read" --idm "$out/reader" --episodes 10 --out "$out/eval-closed-loop" --force
 vid2act eval --planner "$out/planner-read" --idm "$out/reader" --episodes 10 --replan-every 0 \

@@ -26,6 +26,7 @@ from conftest import vid2act
 from vid2act.cli.common import BUG_MARKER
 
 LONG = "n" * 300
+TINY_VIDEO = ["--steps", "2", "--grounding-steps", "2", "--sketch-steps", "2", "--widths", "16,16", "--batch-size", "2"]
 
 
 @dataclass
@@ -462,13 +463,13 @@ CASES = [
                                                  "--force", "--steps", "2"], 2, "--out",
          dataset_copy(lambda root: None)),
     Case("train-video-out-holds-its-data", lambda p: ["train", "video", "--data", p["ws"] / "d" / "inner", "--out",
-                                                      p["ws"] / "d", "--force"], 2, "holds the input --data",
+                                                      p["ws"] / "d", "--force", "--steps", "2"], 2, "holds the input --data",
          lambda ws: shutil.copytree(ws.parent / "shared-data", ws / "d" / "inner")),
     Case("train-bc-out-inside-its-data", lambda p: ["train", "bc", "--data", p["ws"] / "d", "--out",
-                                                    p["ws"] / "d" / "run"], 2, "lies inside the input --data",
+                                                    p["ws"] / "d" / "run", "--steps", "2"], 2, "lies inside the input --data",
          dataset_copy(lambda root: None)),
     Case("train-video-out-is-init-from", lambda p: ["train", "video", "--data", p["data"], "--init-from",
-                                                    p["ws"] / "P", "--out", p["ws"] / "P", "--force"], 2,
+                                                    p["ws"] / "P", "--out", p["ws"] / "P", "--force", "--steps", "2"], 2,
          "is the input --init-from", write("P/model_index.json", "{}")),
     Case("eval-out-is-the-planner", lambda p: ["eval", "--planner", p["ws"] / "P", "--out", p["ws"] / "P", "--force",
                                                "--episodes", "1"], 2, "is the input --planner",
@@ -491,7 +492,7 @@ CASES = [
                                                      "--resume", "--steps", "2"], 2,
          "holds no `vid2act train idm` run to resume", shipped_idm_copy("X")),
     Case("train-video-resume-into-an-idm-run", lambda p: ["train", "video", "--data", p["data"], "--out",
-                                                          p["ws"] / "run", "--resume"], 2,
+                                                          p["ws"] / "run", "--resume", *TINY_VIDEO], 2,
          "is a `vid2act train idm` run, not a `vid2act train video` one", run_copy("run")),
     Case("train-idm-resume-other-settings", lambda p: ["train", "idm", "--data", p["data"], "--out", p["ws"] / "run",
                                                        "--resume", "--steps", "4", "--batch-size", "8", "--width", "8",

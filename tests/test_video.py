@@ -451,3 +451,24 @@ def test_recovery_episodes_train_from_where_the_expert_took_over(planner, data, 
     run = vid2act("train", "video", "--data", data, "--recovery", tmp_path / "none", "--out", tmp_path / "r2",
                   "--steps", 1, *TINY)
     assert run.code == 1 and "is not a vid2act dataset" in run.stderr and not (tmp_path / "r2").exists()
+
+
+def test_grounding_and_sketch_taken_from_another_planner_are_its_own(planner, data, tmp_path):
+    """`--grounding-from` / `--sketch-from`: a run starts its stages from another run's parts (no copying folders
+    and misusing --resume): its planner holds exactly those nets, and only the UNet trains."""
+    out = tmp_path / "run"
+    run = vid2act("train", "video", "--data", data, "--out", out, "--steps", 2, *TINY, "--grounding-from", planner,
+                  "--sketch-from", planner)
+    assert run.code == 0, run.stderr
+    for part in ("grounding", "sketch"):
+        assert (out / part / "model.safetensors").read_bytes() == (planner / part / "model.safetensors").read_bytes()
+    metrics = json.loads((out / "planner.json").read_text())
+    source = json.loads((planner / "planner.json").read_text())
+    assert metrics["grounding"] == source["grounding"] and metrics["sketch"] == source["sketch"]
+
+
+def test_a_sketch_of_another_keyframe_count_is_refused_before_any_work(planner, data, tmp_path):
+    run = vid2act("train", "video", "--data", data, "--out", tmp_path / "run", "--steps", 2, *TINY,
+                  "--keyframes", 3, "--sketch-from", planner)
+    assert run.code == 2 and "--sketch-from" in run.stderr and "--keyframes" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

@@ -134,6 +134,10 @@ class VideoTrainConfig:
                                         "stay fp32.")
     init_from: str = option("", "Start the UNet from this planner's weights (folder or shipped name, e.g. "
                                 "default) instead of random ones.", reads="planner")
+    grounding_from: str = option("", "Take this planner's grounding net (folder or shipped name) instead of "
+                                     "training one.", reads="planner")
+    sketch_from: str = option("", "Take this planner's sketch net (folder or shipped name) instead of training "
+                                  "one.", reads="planner")
     reader: str = option("", "An IDM (folder or shipped name, e.g. default: idm-plans-rgbd) that reads the UNet's "
                              "drawings back: each step also draws its clips' chunks as the planner samples them and "
                              "adds the reading's error against the demonstration to the loss. For a run --init-from "

@@ -425,6 +425,29 @@ def initialize_from(model, planner: dict, source: VideoPlannerPipeline, referenc
 
 
 # --- validation: chunks from held-out episodes' frames against what the oracle did ----------------------------
+def given_parts(config: VideoTrainConfig, shape: PlannerShape) -> dict[str, tuple[GroundingNet, dict]]:
+    """The grounding and sketch nets `--grounding-from` / `--sketch-from` name, by their folder's name in a run,
+    each refused unless it reads frames of this run's size and modalities (and draws its keyframes)."""
+    k = config.keyframes
+    wanted = {GROUNDING_FOLDER: ("grounding_from", GROUNDING_TYPE, "grounding model", {}),
+              sketch.SKETCH_FOLDER: ("sketch_from", sketch.SKETCH_TYPE, "sketch model", {"maps": 2 * k, "flags": k})}
+    from vid2act.shipped import resolve
+    given = {}
+    for folder, (option, kind, what, counts) in wanted.items():
+        reference = getattr(config, option)
+        if not reference:
+            continue
+        net, saved = load_grounding(resolve(reference, "planner") / folder, kind=kind, what=what)
+        expected = {"grid": tuple(shape.plan_size), "channels": shape.channels, **counts}
+        found = {key: getattr(net.shape, key) for key in expected}
+        if found != expected:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(f"{flag} {reference}: its {what} reads {found}, this run needs {expected}; give a planner "
+                             "trained at the same image size, --scale, --modalities and --keyframes")
+        given[folder] = (net, saved["metrics"])
+    return given
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
@@ -483,6 +506,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         raise UsageError("--reader trains in one process only (under `accelerate launch` it does not run yet); "
                          "run it without accelerate launch")
     reader = load_reader(config, early) if config.reader else None
+    given = given_parts(config, early)  # the small nets taken from other planners, checked before any work
     start_run(accelerator, run, config, "train video", resume, force, on_message)  # locked until this function returns
 
     # Data: every frame of this process's shard in memory at the plan's size (full size for validation), the
@@ -518,7 +542,10 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
         if resume and (folder / "config.json").exists():
             net, saved = load_grounding(folder, kind=kind, what=what)
             return net, saved["metrics"]
-        net, metrics = trainer(config, data, val_small, shape, depth_mean, depth_std, on_message)
+        if folder.name in given:
+            net, metrics = given[folder.name]
+        else:
+            net, metrics = trainer(config, data, val_small, shape, depth_mean, depth_std, on_message)
         if accelerator.is_main_process:
             with output_dir(folder, force=True) as tmp:
                 save_grounding(tmp, net, {"metrics": metrics}, kind=kind)
