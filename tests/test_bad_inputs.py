@@ -736,3 +736,18 @@ def test_sigint_mid_run_says_interrupted_leaves_no_partial_output_and_reruns(com
         assert not list(out.rglob(".*.tmp"))
     rerun = [*args, "--resume"] if command == "train" else args
     assert vid2act(*rerun, "--out", out).code == 0
+
+
+def test_a_failure_after_the_run_leaves_no_next_scene(shared, monkeypatch, tmp_path):
+    """`execute --next-scene` writes the reached scene only with the rollout: a full disk while the rollout is
+    written leaves neither."""
+    import vid2act.files as files
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "r"))
+
+    monkeypatch.setattr(files, "write_rollout", full)
+    run = vid2act("execute", shared / "shared-actions.json", "--scene", shared / "shared-scene", "--out",
+                  tmp_path / "r", "--next-scene", tmp_path / "next", "--max-steps", 5)
+    assert run.code == 1 and os.strerror(errno.ENOSPC) in run.stderr and BUG_MARKER not in run.stderr, run.stderr
+    assert list(tmp_path.iterdir()) == []
