@@ -29,10 +29,11 @@ def generate(
     """Draw a whole-task plan (a video of the task being done) from a start image and an instruction: the
     instruction grounded once, then chunks rolled forward on their own keyframes. Prints the plan folder."""
     from vid2act.files import check_apart, check_can_write
-    from vid2act.training import check_device
+    from vid2act.configs import check_sampling
+    from vid2act.devices import check_device
     from vid2act.video.generate import generate_plan, plan_document, read_start, write_plan_folder
     from vid2act.shipped import path_of, resolve
-    from vid2act.video.pipeline import check_sampling, load_planner
+    from vid2act.video.pipeline import load_planner
     from vid2act.video.text import check_prompt
 
     check_sampling(steps, guidance, num_samples)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vid2act import __version__
-from vid2act.configs import BCTrainConfig
+from vid2act.configs import BCTrainConfig, inputs_of
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.files import write_json
@@ -169,7 +169,7 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
              on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
              on_message: Callable[[str], None] = lambda text: None) -> dict:
     config.check()
-    prepare_run(config, "train bc", resume, force)  # before any work: what --out holds, and its inputs
+    prepare_run(config, "train bc", resume, force, inputs_of(config))  # before any work
     run = Path(config.out)
     accelerator = make_accelerator(config.device, report_to=config.report_to, run=run)
     dataset = Dataset(config.data)  # checked before the run folder exists: a refusal leaves nothing

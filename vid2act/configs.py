@@ -6,10 +6,12 @@ without importing torch or diffusers."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from vid2act.devices import check_device
 from vid2act.errors import MAX_WORKERS, UsageError, check_positive, check_range
 from vid2act.options import option
+from vid2act.shipped import path_of
 from vid2act.spec import TASK_FAMILIES
 
 POLICIES = ("plan", "sketch", "gt-video", "oracle", "bc", "random")  # `vid2act.policies.make_policy` builds each
@@ -17,8 +19,19 @@ POLICIES = ("plan", "sketch", "gt-video", "oracle", "bc", "random")  # `vid2act.
 # 64 -> 81 of 100 closed-loop pushes and stacks against 1, and 8 no better than 4 (docs/results.md).
 BEST_OF = 4
 MAX_BEST_OF = 64  # as generate's --num-samples
+IDM_HEADS = ("pose", "delta", "fused")  # what the IDM reads off its window (`vid2act.idm.model`)
 REPORT_TO_HELP = ("none, or tensorboard: the curves also as event files in RUN/logs/ (curves.png is written "
                   "either way).")
+
+
+def check_sampling(steps: int, guidance: float, samples: int) -> None:
+    """Denoising steps, guidance scale and samples a planner may be asked for."""
+    if not 1 <= steps <= 1000:
+        raise UsageError(f"--steps must lie between 1 and 1000 (got {steps})")
+    if not math.isfinite(guidance) or not 0 <= guidance <= 100:
+        raise UsageError(f"--guidance must be a number between 0 and 100 (got {guidance})")
+    if not 1 <= samples <= MAX_BEST_OF:
+        raise UsageError(f"--num-samples must lie between 1 and {MAX_BEST_OF} (got {samples})")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,14 +75,9 @@ class IDMTrainConfig(FrameNetConfig):
     init_from: str = option("", "Start from this IDM's weights and normalization (folder or shipped name, e.g. "
                                 "default) instead of random ones.", reads="idm")
 
-    def architecture(self, image_size):
-        from vid2act.idm.model import IDMArchitecture
-        return IDMArchitecture(self.head, self.modalities, tuple(image_size), self.context, self.width)
-
     def check(self) -> None:
-        from vid2act.idm.model import HEADS
-        if self.head not in HEADS:
-            raise UsageError(f"unknown --head {self.head!r}; choose {' or '.join(HEADS)}")
+        if self.head not in IDM_HEADS:
+            raise UsageError(f"unknown --head {self.head!r}; choose {' or '.join(IDM_HEADS)}")
         super().check()
         check_positive(self, ("eval_every", "drawn_clips"))
         if self.planner and self.head != "pose":
@@ -226,10 +234,18 @@ class EvalConfig:
         check_range("--best-of", self.best_of, 1, MAX_BEST_OF)
         if self.replan_every < 0:
             raise UsageError(f"--replan-every must be 0 (open loop) or more (got {self.replan_every})")
-        from vid2act.video.pipeline import check_sampling
         check_sampling(self.steps, self.guidance, 1)
         check_range("--workers", self.workers, 1, MAX_WORKERS)
-        from vid2act.training import check_device
         check_device(self.device)
         if self.precision not in ("fp32", "bf16"):
             raise UsageError(f"unknown --precision {self.precision!r}; choose fp32 or bf16")
+
+
+def inputs_of(config) -> dict[str, str]:
+    """The inputs a config names, as {--option: path}, model names resolved to their folders."""
+    found = {}
+    for f in fields(config):
+        reads, value = f.metadata.get("reads"), getattr(config, f.name)
+        if reads and value:
+            found["--" + f.name.replace("_", "-")] = value if reads == "path" else str(path_of(value, reads))
+    return found

@@ -20,10 +20,9 @@ from typing import Callable
 
 import numpy as np
 
-from vid2act.configs import EvalConfig
+from vid2act.configs import EvalConfig, inputs_of
 from vid2act.files import (actions_document, check_apart, check_can_write, output_dir, write_gif, write_json,
                            write_plan, write_rollout, write_scene, write_video)
-from vid2act.options import inputs_of
 from vid2act.processes import map_in_workers
 from vid2act.report import GIF_NAME, write_reports
 from vid2act.sim.tasks import seed_range

@@ -16,15 +16,3 @@ def option(default=MISSING, help: str = "", *, short: str = "", advanced: bool =
     return field(default=default, metadata={"help": help, "short": short, "advanced": advanced, "every": every,
                                             "reads": reads})
 
-
-def inputs_of(config) -> dict[str, str]:
-    """The inputs a config names, as {--option: path}, model names resolved to their folders."""
-    from dataclasses import fields
-
-    from vid2act.shipped import path_of
-    found = {}
-    for f in fields(config):
-        reads, value = f.metadata.get("reads"), getattr(config, f.name)
-        if reads and value:
-            found["--" + f.name.replace("_", "-")] = value if reads == "path" else str(path_of(value, reads))
-    return found

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vid2act.configs import BEST_OF, MAX_BEST_OF, POLICIES
+from vid2act.configs import BEST_OF, MAX_BEST_OF, POLICIES, check_sampling
 from vid2act.errors import UsageError, check_range
 from vid2act.sim.tasks import get_task
 from vid2act.spec import ACTION_SPACE
@@ -319,7 +319,6 @@ def load_models(policy: str, planner: str = "default", idm: str = "default", bc:
 
 def check_policy_settings(name: str, steps: int, guidance: float, replan_every: int, best_of: int) -> None:
     """Refuse settings no policy can run with, before any model loads (as `vid2act eval` refuses the options)."""
-    from vid2act.video.pipeline import check_sampling
     if name not in POLICIES:
         raise UsageError(f"unknown policy {name!r}; choose {', '.join(POLICIES)}")
     for option, value in (("steps", steps), ("replan_every", replan_every), ("best_of", best_of)):

@@ -12,20 +12,12 @@ from typing import Callable
 import torch
 
 from vid2act.data.dataset import window
+from vid2act.devices import check_device
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.files import (LOCK_FILE, clear_folder, load_json, lock_folder, output_dir, recover_leftovers,
                            write_bytes, write_json)
 
 CHECKPOINT = "checkpoint"
-
-
-def check_device(device: str) -> None:
-    if device not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"unknown --device {device!r}; choose cpu, cuda or mps")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available here")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("--device mps: no Apple GPU is available here")
 
 
 def make_accelerator(device: str, mixed_precision: str = "no", report_to: str = "none", run: Path | None = None):
@@ -85,13 +77,13 @@ RUN_FILE = "run.json"  # what a run folder is: the command that writes it and it
 RUN_FORMAT = "vid2act.run/1"
 
 
-def prepare_run(config, command: str, resume: bool, force: bool) -> None:
-    """Before any work, on every process: --out must stay apart from the run's inputs, and what it holds must
-    suit the flags: nothing (or a run of `command` being resumed with the same settings), or --force."""
+def prepare_run(config, command: str, resume: bool, force: bool, inputs: dict) -> None:
+    """Before any work, on every process: --out must stay apart from the run's `inputs` ({--option: path}), and
+    what it holds must suit the flags: nothing (or a run of `command` being resumed with the same settings), or
+    --force."""
     from vid2act.files import check_apart, check_writable_place
-    from vid2act.options import inputs_of
     run = Path(config.out)
-    check_apart({"--out": config.out}, inputs_of(config))
+    check_apart({"--out": config.out}, inputs)
     check_writable_place(run)
     if str(run) == "-" or (os.path.lexists(run) and not run.is_dir()):
         raise UsageError(f"--out {run} is {'standard output' if str(run) == '-' else 'a file'}; a run is a folder")
@@ -122,7 +114,7 @@ def start_run(accelerator, run: Path, config, command: str, resume: bool, force:
     record what it is; `prepare_run` has checked it. A run another training is writing is refused."""
     if accelerator.is_main_process:
         _run_locks.append(lock_folder(run, "train"))
-        prepare_run(config, command, resume, force)  # again, under the lock
+        prepare_run(config, command, resume, force, {})  # again, under the lock (the inputs were checked)
         if force and not resume:
             clear_folder(run)
         recover_leftovers(run)  # a run killed while it wrote a checkpoint or its model

@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from vid2act.configs import IDM_HEADS
 from vid2act.data.dataset import window
 from vid2act.errors import Vid2ActError
 from vid2act.nn import encoder_layers
 from vid2act.shipped import resolve
 
 IDM_TYPE = "vid2act.idm/1"
-HEADS = ("pose", "delta", "fused")
+HEADS = IDM_HEADS
 MODALITIES = ("rgb", "rgbd")
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from vid2act import __version__
-from vid2act.configs import IDMTrainConfig
+from vid2act.configs import IDMTrainConfig, inputs_of
 from vid2act.data.dataset import Dataset
 from vid2act.files import write_json
 from vid2act.errors import UsageError
@@ -139,11 +139,12 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
           on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
           on_message: Callable[[str], None] = lambda text: None) -> dict:
     config.check()
-    prepare_run(config, "train idm", resume, force)  # before any work: what --out holds, and its inputs
+    prepare_run(config, "train idm", resume, force, inputs_of(config))  # before any work
     run = Path(config.out)
     accelerator = make_accelerator(config.device, report_to=config.report_to, run=run)
     dataset = Dataset(config.data)  # everything is checked before the run folder exists: a refusal leaves nothing
-    architecture = config.architecture(dataset.info["image_size"])
+    architecture = IDMArchitecture(config.head, config.modalities, tuple(dataset.info["image_size"]), config.context,
+                                   config.width)
     architecture.check()
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
     source = load_idm(config.init_from)[0] if config.init_from else None

@@ -10,7 +10,7 @@ from vid2act.files import read_frames, read_plan, resize_frames
 from vid2act.idm.model import holds_still, load_idm, predict_actions, predict_keyframe_actions
 from vid2act.shipped import resolve
 from vid2act.spec import ACTION_SPACE
-from vid2act.training import check_device
+from vid2act.devices import check_device
 
 MAX_STRIDE = 1000  # dataset frames between two frames of a source
 

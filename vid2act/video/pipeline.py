@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, UNet2DConditionModel
 from diffusers.utils import BaseOutput
 
+from vid2act.configs import check_sampling
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.shipped import resolve
 from vid2act.video import text
@@ -186,15 +187,6 @@ def predict(unet, noisy_change: torch.Tensor, current: torch.Tensor, heat: torch
     out = unet(x, timestep, encoder_hidden_states=prompt["tokens"], class_labels=prompt["pooled"],
                encoder_attention_mask=prompt["mask"]).sample
     return out.reshape(b, k, c, h, w)
-
-
-def check_sampling(steps: int, guidance: float, samples: int) -> None:
-    if not 1 <= steps <= 1000:
-        raise UsageError(f"--steps must lie between 1 and 1000 (got {steps})")
-    if not np.isfinite(guidance) or not 0 <= guidance <= 100:
-        raise UsageError(f"--guidance must be a number between 0 and 100 (got {guidance})")
-    if not 1 <= samples <= 64:
-        raise UsageError(f"--num-samples must lie between 1 and 64 (got {samples})")
 
 
 @dataclass

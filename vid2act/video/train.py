@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from vid2act import __version__
-from vid2act.configs import VideoTrainConfig
+from vid2act.configs import VideoTrainConfig, inputs_of
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError
 from vid2act.files import output_dir, replace_path, write_json, write_video
@@ -487,7 +487,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
           on_step: Callable[[int, float, float], None] = lambda step, loss, rate: None,
           on_message: Callable[[str], None] = lambda text: None) -> dict:
     config.check()
-    prepare_run(config, "train video", resume, force)  # before any work: what --out holds, and its inputs
+    prepare_run(config, "train video", resume, force, inputs_of(config))  # before any work
     run = Path(config.out)
     accelerator = make_accelerator(config.device, config.mixed_precision, config.report_to, run)
     dataset = Dataset(config.data)  # before the run folder exists: a bad dataset leaves nothing behind
