@@ -12,7 +12,8 @@ import argparse
 
 from vid2act.data.dataset import Dataset
 from vid2act.video.pipeline import load_planner
-from vid2act.video.train import ClipData, grounding_errors, sketch_errors
+from vid2act.video.clips import ClipData
+from vid2act.video.train import grounding_errors, sketch_errors
 
 
 def main() -> None:

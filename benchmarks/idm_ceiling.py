@@ -14,7 +14,8 @@ import numpy as np
 from vid2act.idm.model import load_idm, predict_actions
 from vid2act.shipped import resolve
 from vid2act.sim.env import Env, make_scene
-from vid2act.sim.tasks import SEED_RANGES, TASKS
+from vid2act.sim.tasks import TASKS
+from vid2act.spec import SEED_RANGES
 from vid2act.spec import ACTION_SPACE
 
 

@@ -10,7 +10,8 @@ import time
 
 from vid2act.eval import wilson
 from vid2act.sim.env import Env, make_scene
-from vid2act.sim.tasks import SEED_RANGES, TASKS
+from vid2act.sim.tasks import TASKS
+from vid2act.spec import SEED_RANGES
 
 
 def main() -> None:

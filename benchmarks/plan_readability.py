@@ -20,7 +20,7 @@ import torch
 
 from vid2act.data.dataset import Dataset, window
 from vid2act.idm.model import keyframe_poses, load_idm
-from vid2act.sim.world import Camera
+from vid2act.camera import Camera
 from vid2act.video.pipeline import load_planner
 from vid2act.video.sketch import to_world
 

@@ -104,7 +104,8 @@ def main() -> None:
                 seconds = median_seconds(chunk, args.repeats)
                 print(f"| {precision} | {steps} | {guidance:g} | {seconds * 1000:.0f} ms | {1 / seconds:.1f} Hz |",
                       flush=True)
-    from vid2act.policies import Observation, PlanPolicy
+    from vid2act.policies import PlanPolicy
+    from vid2act.sim.env import Observation
     print(f"\n| best of K (fp32, 4 steps, unguided) | one replan: K chunks + K IDM readings + the choice (median of "
           f"{args.repeats}) | replanning rate |")
     print("|---|---|---|")

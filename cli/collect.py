@@ -21,12 +21,11 @@ def collect(
     image_size: str = typer.Option("48x64", "--image-size", help=IMAGE_SIZE_HELP),
     previews: bool = typer.Option(False, "--previews", help="Also write an mp4 per episode (for eyes)."),
     force: bool = typer.Option(False, "--force", "-f", help="Delete the folder and start over."),
-    recover: str = typer.Option("", "--recover", help="Recovery episodes: this policy (plan, sketch, bc or random) "
-                                                      "acts first, for a random number of actions, then the expert "
+    recover: str = typer.Option("", "--recover", help="Recovery episodes: this policy (sketch or random) acts "
+                                                      "first, for a random number of actions, then the expert "
                                                       "finishes from where it left the scene."),
-    planner: str = typer.Option("default", "--planner", help="With --recover: planner folder or shipped name."),
-    idm: str = typer.Option("default", "--idm", help="With --recover: IDM folder or shipped name."),
-    bc: str = typer.Option("default", "--bc", help="With --recover bc: behavior-cloning folder or shipped name."),
+    planner: str = typer.Option("default", "--planner", help="With --recover sketch: planner folder or shipped name."),
+    idm: str = typer.Option("default", "--idm", help="With --recover sketch: IDM folder or shipped name."),
 ) -> None:
     """Collect scripted expert demonstrations into a dataset folder. Prints the folder.
 
@@ -42,7 +41,13 @@ def collect(
         names = list(TASKS)
     config = CollectConfig(tasks=tuple(names), episodes=episodes, split=split, seed=seed,
                            image_size=parse_image_size(image_size), previews=previews, recover=recover,
-                           planner=planner, idm=idm, bc=bc)
+                           planner=planner, idm=idm)
+    make_recovery_policy = None
+    if recover:
+        import functools
+
+        from vid2act.policies import load_policy
+        make_recovery_policy = functools.partial(load_policy, recover, planner, idm)
     columns = (TextColumn("collect"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with LazyProgress(*columns, total=episodes, rate="") as progress:
@@ -58,7 +63,8 @@ def collect(
             frames += record["frames"]
             progress.update(advance=1, rate=f"{frames / progress.elapsed:.0f} frames/s")
 
-        info = run(config, out, workers=workers, force=force, on_episode=on_episode, on_start=on_start)
+        info = run(config, out, workers=workers, force=force, on_episode=on_episode, on_start=on_start,
+                   make_recovery_policy=make_recovery_policy)
     counts = info["counts"]
     skipped = (f"{counts['seeds_passed_over']} seeds passed over: solved before the hand-over, or the expert failed"
                if recover else f"{counts['oracle_failures_skipped']} failed oracle seeds skipped")

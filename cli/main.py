@@ -26,7 +26,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from vid2act import __version__
+        from vid2act.version import __version__
         typer.echo(f"vid2act {__version__}")
         raise typer.Exit()
 

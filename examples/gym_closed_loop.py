@@ -8,7 +8,8 @@ import gymnasium
 import numpy as np
 
 import vid2act  # noqa: F401  (registers vid2act/Reach-v0, Push-v0, PickPlace-v0, Stack-v0)
-from vid2act.policies import Observation, load_policy
+from vid2act.policies import load_policy
+from vid2act.sim.env import Observation
 
 env_id, seed = sys.argv[1] if len(sys.argv) > 1 else "vid2act/PickPlace-v0", int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_007
 env = gymnasium.make(env_id, render_mode="rgb_array")

@@ -160,7 +160,7 @@ def test_the_expert_finishes_from_any_state_of_its_own_demonstration(task):
 
 def test_recover_bad_usage(tmp_path):
     run = vid2act("collect", "--tasks", "push", "--episodes", 2, "--recover", "oracle", "--out", tmp_path / "d")
-    assert run.code == 2 and "--recover 'oracle': the policies to recover from are plan, sketch, bc, random" in run.stderr
+    assert run.code == 2 and "--recover 'oracle': the policies to recover from are sketch, random" in run.stderr
     assert not (tmp_path / "d").exists()
 
 

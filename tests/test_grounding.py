@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from vid2act.sim.world import COLORS
-from vid2act.sim.world import Camera
+from vid2act.camera import Camera
 from vid2act.video import sketch
 from vid2act.video.grounding import (LABEL_SIGMA, GroundingNet, GroundingShape, demo_points, heatmaps, locate,
                                      place_loss)

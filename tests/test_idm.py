@@ -262,26 +262,6 @@ def test_shipped_idm_reads_oracle_rollouts_well_enough_to_succeed():
     assert wins >= total - 2, f"{wins}/{total}"
 
 
-def test_fused_head_trains_and_translates(data, rollout, tmp_path):
-    out = tmp_path / "fused"
-    run = vid2act("train", "idm", "--data", data, "--out", out, "--steps", 10, "--head", "fused", *TINY)
-    assert run.code == 0, run.stderr
-    config = json.loads((out / "config.json").read_text())
-    assert config["architecture"]["head"] == "fused" and "move" in config["normalization"]
-    translated = vid2act("translate", rollout / "rollout", "--idm", out, "--out", "-")
-    frames = np.load(rollout / "rollout" / "frames.npz")["rgb"]
-    assert translated.code == 0 and len(translated.json()["actions"]) == len(frames) - 1
-
-
-def test_complementary_filter_follows_moves_and_does_not_drift():
-    from vid2act.idm.model import complementary_filter
-    truth = np.cumsum(np.full((40, 3), 0.01), axis=0)
-    biased_moves = np.full((40, 3), 0.011)  # every move 10 % too long: integrating alone drifts 4 cm
-    fused = complementary_filter(truth, biased_moves, 0.5)
-    assert np.abs(fused - truth).max() < 0.0011
-    assert np.allclose(complementary_filter(truth, np.diff(truth, axis=0, append=truth[-1:]), 0.5), truth)
-
-
 def test_the_gripper_acts_at_the_lower_of_two_keyframes():
     """Down to a grasp: move, then close. A release drawn with the arm already rising: open where it is, then
     rise (rising first would carry the object away, and the next chunk would draw the release again)."""

@@ -329,7 +329,7 @@ def test_the_read_back_loss_trains_the_unet_through_its_last_sampling_step_not_t
     from vid2act.idm.model import load_idm
     from vid2act.video import text
     from vid2act.video.pipeline import condition_channels, load_planner, make_scheduler
-    from vid2act.video.train import read_back_loss
+    from vid2act.video.readback import read_back_loss
     pipe = load_planner(str(planner))
     unet, shape = pipe.unet.train(), pipe.shape
     reader, _ = load_idm("default", kind="plan-idm")
@@ -420,7 +420,7 @@ def test_recovery_episodes_train_from_where_the_expert_took_over(planner, data, 
     """`--recovery`: the sketch and the UNet see its episodes, but no clip starts before the expert's first
     frame, the grounding never reads them, and the open-loop horizon still comes from the demonstrations."""
     from vid2act.data.dataset import Dataset
-    from vid2act.video.train import ClipData
+    from vid2act.video.clips import ClipData
     clips = ClipData(Dataset(data), [0, 1], "rgbd", 2, (24, 32), (Dataset(recovery), [0, 1]))
     assert clips.expert_from.tolist()[:2] == [0, 0] and min(clips.expert_from.tolist()[2:]) >= 8
     assert clips.demonstrations.tolist() == [0, 1]

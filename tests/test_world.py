@@ -4,7 +4,8 @@ import pytest
 
 from vid2act.errors import UsageError
 from vid2act.sim.env import Env, make_scene
-from vid2act.sim.tasks import TASKS, check_seed, suite_json
+from vid2act.sim.tasks import TASKS, suite_json
+from vid2act.spec import check_seed
 
 
 def test_same_scene_same_document_and_pixels():

@@ -1,20 +1,10 @@
 """vid2act: robot control as video generation (plan a video, read actions off it, execute them)."""
-from importlib.metadata import PackageNotFoundError, version
+import sys
 
-try:
-    __version__ = version("vid2act")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+from vid2act.version import __version__  # noqa: F401
 
-
-def _register_environments() -> None:
-    """The Gymnasium environments (`vid2act/Push-v0`, ...), registered on import as Gymnasium expects."""
-    try:
-        import gymnasium  # noqa: F401
-    except ImportError:  # Gymnasium is a dependency; a source tree without it still works without the envs
-        return
-    from vid2act.gym import register
-    register()
-
-
-_register_environments()
+if "gymnasium" in sys.modules:
+    # `import gymnasium, vid2act` and `gymnasium.make("vid2act:vid2act/Push-v0")` register the environments
+    # (`vid2act/Push-v0`, ...): Gymnasium 1.x has no plugin entry points, and importing it here would make every
+    # `import vid2act` pay for it (`import vid2act.gym` registers them too)
+    import vid2act.gym  # noqa: F401

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vid2act import __version__
+from vid2act.version import __version__
 from vid2act.configs import BCTrainConfig, inputs_of
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError, Vid2ActError
@@ -62,15 +62,6 @@ class Grounder:
         logits = self.net(to_model(*small, self.input["depth_mean"], self.input["depth_std"]), embedded["tokens"],
                           embedded["mask"])
         return locate(logits)[0]
-
-
-def episode_places(episode: dict, expert_from: int, grid: tuple[int, int], grounder: Grounder | None) -> np.ndarray:
-    """An episode's two places on the grid [2, 2]: the demonstrated ones, or in a recovery episode (whose first
-    grasp or first time down may be the policy's that went wrong) the grounding's reading of its first frame,
-    as the policy reads it when it acts."""
-    if expert_from == 0 or grounder is None:
-        return demo_pixels(episode, grid)
-    return grounder.locate(episode["rgb"][0], episode["depth"][0], str(episode["instruction"])).numpy()
 
 
 class BCPolicy(nn.Module):
@@ -174,10 +165,6 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
     accelerator = make_accelerator(config.device, report_to=config.report_to, run=run)
     dataset = Dataset(config.data)  # checked before the run folder exists: a refusal leaves nothing
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
-    recovery = Dataset(config.recovery) if config.recovery else None
-    if recovery is not None and recovery.info["image_size"] != dataset.info["image_size"]:
-        raise UsageError(f"--recovery {config.recovery} holds frames of another size than --data {config.data}; "
-                         "collect both at one --image-size")
     planner = None
     if config.grounding:
         from vid2act.video.pipeline import load_planner
@@ -191,26 +178,21 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
     grid = planner.shape.plan_size if planner is not None else (1, 1)
     grounder = None if planner is None else Grounder.of(planner, config.grounding)
 
-    def load(episodes, source=dataset):
-        """The frames that have an expert's action (`FrameStore`), the actions, each pair's prompt, and its
-        episode's two demonstrated places on the grid."""
+    def load(episodes):
+        """The frames that have an action (`FrameStore`), the actions, each pair's prompt, and its episode's two
+        demonstrated places on the grid."""
         rgb, depth, actions, prompts, places = [], [], [], [], []
         for i in episodes:
-            e = source.episode(i, ("rgb", "depth", "actions", "instruction", "ee_target", "scene"))
-            first = source.expert_from(i)
-            rgb.append(e["rgb"][first:-1])
-            depth.append(e["depth"][first:-1])
-            actions.append(e["actions"][first:])
+            e = dataset.episode(i, ("rgb", "depth", "actions", "instruction", "ee_target", "scene"))
+            rgb.append(e["rgb"][:-1])
+            depth.append(e["depth"][:-1])
+            actions.append(e["actions"])
             prompts += [str(e["instruction"])] * len(actions[-1])
-            places.append(np.repeat(episode_places(e, first, grid, grounder)[None], len(actions[-1]), axis=0))
+            places.append(np.repeat(demo_pixels(e, grid)[None], len(actions[-1]), axis=0))
         return (FrameStore(rgb, depth), torch.from_numpy(np.concatenate(actions).astype(np.float32)), prompts,
                 torch.from_numpy(np.concatenate(places)).float())
 
     frames, actions, prompts, places = load(shard(train_episodes, accelerator))
-    if recovery is not None:
-        more = load(shard(list(range(len(recovery))), accelerator), recovery)
-        frames = FrameStore([frames.rgb, more[0].rgb], [frames.depth, more[0].depth])
-        actions, prompts, places = torch.cat([actions, more[1]]), prompts + more[2], torch.cat([places, more[3]])
     val = load(val_episodes)
     unique = sorted(set(prompts) | set(val[2]))
     sentences = text.encode(unique)["pooled"]

@@ -12,14 +12,14 @@ from vid2act.devices import check_device
 from vid2act.errors import MAX_WORKERS, UsageError, check_positive, check_range
 from vid2act.options import option
 from vid2act.shipped import path_of
-from vid2act.spec import TASK_FAMILIES
+from vid2act.spec import TASK_FAMILIES, seed_range
 
 POLICIES = ("plan", "sketch", "gt-video", "oracle", "bc", "random")  # `vid2act.policies.make_policy` builds each
 # Plans the plan policy draws per replan, keeping the one closest to its sketch (`vid2act.policies`): measured,
 # 64 -> 81 of 100 closed-loop pushes and stacks against 1, and 8 no better than 4 (docs/results.md).
 BEST_OF = 4
 MAX_BEST_OF = 64  # as generate's --num-samples
-IDM_HEADS = ("pose", "delta", "fused")  # what the IDM reads off its window (`vid2act.idm.model`)
+IDM_HEADS = ("pose", "delta")  # what the IDM reads off its window (`vid2act.idm.model`)
 REPORT_TO_HELP = ("none, or tensorboard: the curves also as event files in RUN/logs/ (curves.png is written "
                   "either way).")
 
@@ -63,8 +63,8 @@ class FrameNetConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class IDMTrainConfig(FrameNetConfig):
-    head: str = option("pose", "pose (per-frame grasp point, differenced), delta (UniPi: a frame pair to its "
-                               "action) or fused (both, filtered).")
+    head: str = option("pose", "pose (per-frame grasp point, differenced) or delta (UniPi: a frame pair to its "
+                               "action).")
     context: int = option(1, "pose head: frames on each side of the centre frame.")
     eval_every: int = option(1000, "Validate every N steps.")
     planner: str = option("", "Also learn to read the keyframes this planner (folder or shipped name) draws: half "
@@ -183,8 +183,6 @@ class VideoTrainConfig:
 @dataclass(frozen=True, kw_only=True)
 class BCTrainConfig(FrameNetConfig):
     hidden: int = option(256, "Features of the image and the instruction before the action head.", advanced=True)
-    recovery: str = option("", "A dataset of recovery episodes (`vid2act collect --recover`) learnt from too, from "
-                               "the frame where the expert took over.", reads="path")
     grounding: str = option("", "A planner (folder or shipped name, e.g. default) whose grounding heatmaps BC "
                                 "reads beside the frame, as the planner does.", reads="planner")
 
@@ -217,7 +215,6 @@ class EvalConfig:
                                     "AVX512-BF16; on 2 CPU cores it gained little: docs/results.md).")
 
     def check(self) -> None:
-        from vid2act.sim.tasks import seed_range
         if self.policy not in POLICIES:
             raise UsageError(f"unknown policy {self.policy!r}; choose {', '.join(POLICIES)}")
         unknown = [t for t in self.tasks if t not in TASK_FAMILIES]

@@ -25,7 +25,7 @@ from vid2act.files import (actions_document, check_apart, check_can_write, outpu
                            write_plan, write_rollout, write_scene, write_video)
 from vid2act.processes import map_in_workers
 from vid2act.report import GIF_NAME, write_reports
-from vid2act.sim.tasks import seed_range
+from vid2act.spec import check_in_space, seed_range
 
 EVAL_FORMAT = "vid2act.eval/2"  # /1 named the planner `video` in its config
 VIDEO_EPISODES = 1  # per family: episodes whose plan-vs-reality video goes into the report
@@ -64,16 +64,17 @@ class Episode:
 
 def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relative: Path, keep_video: bool) -> dict:
     """One episode into root/relative: scene/, plans/NN/, actions.json, rollout/, result.json."""
-    from vid2act.policies import Observation, make_policy, time_limit
+    from vid2act.policies import make_policy
+    from vid2act.sim.env import Observation
+    from vid2act.spec import time_limit
     from vid2act.sim.env import Env, make_scene
-    from vid2act.spec import ACTION_SPACE, FPS
+    from vid2act.spec import FPS
     from vid2act.video.generate import plan_document
     models = _load_models(config)
     policy = make_policy(config.policy, models, config.steps, config.guidance, config.replan_every, config.device,
                          config.best_of)
     folder = root / relative
     limit = time_limit(task_name)
-    low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
     scene = make_scene(task_name, seed, config.split)
     episode = Episode()
     ended_by, solved_at = "time_limit", None
@@ -86,12 +87,12 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
         policy.reset(scene)
         while len(episode.actions) < limit:
             observation = Observation(rgb, depth, len(episode.actions), env.world.robot.ee_target.copy())
-            actions = np.asarray(policy.act(observation), dtype=np.float64)
+            actions = check_in_space(policy.act(observation), f"policy {config.policy}")
             if len(actions) == 0:
                 ended_by = "policy_done"
                 break
             preview = policy.preview
-            actions = np.clip(actions.reshape(-1, 4), low, high)[: limit - len(episode.actions)]
+            actions = actions[: limit - len(episode.actions)]
             started = time.perf_counter()
             rollout = env.run(actions)
             episode.execute_seconds += time.perf_counter() - started

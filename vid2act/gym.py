@@ -1,6 +1,7 @@
 """Gymnasium environments over vid2act's own world: `vid2act/Reach-v0`, `vid2act/Push-v0`,
-`vid2act/PickPlace-v0` and `vid2act/Stack-v0`, registered when `vid2act` is imported (also as
-`gymnasium.make("vid2act:vid2act/Push-v0")`, which imports it).
+`vid2act/PickPlace-v0` and `vid2act/Stack-v0`, registered when this module is imported: by `import gymnasium,
+vid2act` (Gymnasium first), by `gymnasium.make("vid2act:vid2act/Push-v0")`, which imports vid2act itself, or
+by `import vid2act.gym`. A bare `import vid2act` loads neither Gymnasium nor the simulator.
 
     import gymnasium, vid2act
     env = gymnasium.make("vid2act/Push-v0", render_mode="rgb_array", split="test")
@@ -27,8 +28,9 @@ import numpy as np
 from gymnasium import spaces
 
 from vid2act.errors import UsageError
-from vid2act.sim.world import WORKSPACE_HIGH, WORKSPACE_LOW, Camera
-from vid2act.spec import ACTION_SPACE, FPS, image_size_problem
+from vid2act.camera import Camera
+from vid2act.spec import (ACTION_SPACE, FPS, SPLITS, WORKSPACE_HIGH, WORKSPACE_LOW, image_size_problem, seed_range,
+                          time_limit)
 
 ENV_IDS = {"reach": "vid2act/Reach-v0", "push": "vid2act/Push-v0", "pick_place": "vid2act/PickPlace-v0",
            "stack": "vid2act/Stack-v0"}
@@ -40,7 +42,7 @@ class TaskEnv(gymnasium.Env):
 
     def __init__(self, task: str, render_mode: str | None = None, image_size: tuple[int, int] = (48, 64),
                  split: str = "train"):
-        from vid2act.sim.tasks import SPLITS, get_task
+        from vid2act.sim.tasks import get_task
         get_task(task)
         if (not isinstance(image_size, (tuple, list)) or len(image_size) != 2
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in image_size)):
@@ -55,21 +57,21 @@ class TaskEnv(gymnasium.Env):
             raise UsageError(f"unknown render_mode {render_mode!r}; vid2act renders rgb_array")
         self.task, self.image_size, self.render_mode = task, tuple(image_size), render_mode
         h, w = self.image_size
+        low, high = np.array(WORKSPACE_LOW), np.array(WORKSPACE_HIGH)
         self.action_space = spaces.Box(np.array(ACTION_SPACE["low"], np.float32),
                                        np.array(ACTION_SPACE["high"], np.float32), dtype=np.float32)
         self.observation_space = spaces.Dict({
             "pixels": spaces.Box(0, 255, (h, w, 3), np.uint8),
             "depth": spaces.Box(0.0, Camera.far, (h, w), np.float32),
-            "agent_pos": spaces.Box(np.r_[WORKSPACE_LOW - 0.1, 0.0].astype(np.float32),
-                                    np.r_[WORKSPACE_HIGH + 0.1, 1.0].astype(np.float32), dtype=np.float32),
-            "ee_target": spaces.Box(WORKSPACE_LOW - 0.1, WORKSPACE_HIGH + 0.1, dtype=np.float64)})
+            "agent_pos": spaces.Box(np.r_[low - 0.1, 0.0].astype(np.float32),
+                                    np.r_[high + 0.1, 1.0].astype(np.float32), dtype=np.float32),
+            "ee_target": spaces.Box(low - 0.1, high + 0.1, dtype=np.float64)})
         self._env = None
         self._frame = None
 
     # --- Gymnasium's API --------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         from vid2act.sim.env import Env, make_scene
-        from vid2act.sim.tasks import SPLITS, seed_range
         super().reset(seed=seed)
         if options is not None and not isinstance(options, dict):
             raise UsageError(f"reset options must be a dict, for example {{'split': 'test'}}; got {options!r}")
@@ -133,8 +135,8 @@ class TaskEnv(gymnasium.Env):
 
 
 def register() -> None:
-    """Register the four environments with Gymnasium (idempotent), each with eval's time limit."""
-    from vid2act.policies import time_limit
+    """Register the four environments with Gymnasium (idempotent), each with eval's time limit. Cheap: nothing of
+    the simulator loads until an environment is made."""
     for task, env_id in ENV_IDS.items():
         if env_id not in gymnasium.registry:
             gymnasium.register(env_id, entry_point="vid2act.gym:TaskEnv", kwargs={"task": task},
@@ -145,7 +147,7 @@ def run_policy(env_id: str, policy, seed: int, split: str = "test") -> tuple[boo
     """One episode of a vid2act policy (`reset(scene)`, `act(observation)`) through the Gymnasium API, until
     it terminates, is truncated or the policy has nothing more to do: (success, steps). The loop of
     `examples/gym_closed_loop.py`, for benchmarks and tests."""
-    from vid2act.policies import Observation
+    from vid2act.sim.env import Observation
     env = gymnasium.make(env_id)
     observation, info = env.reset(seed=seed, options={"split": split})
     policy.reset(env.unwrapped.scene)
@@ -164,3 +166,6 @@ def run_policy(env_id: str, policy, seed: int, split: str = "test") -> tuple[boo
     finally:
         env.close()
     return bool(info["is_success"]), steps
+
+
+register()

@@ -31,10 +31,11 @@ import numpy as np
 
 from vid2act.configs import BEST_OF, MAX_BEST_OF, POLICIES, check_sampling
 from vid2act.errors import UsageError, check_range
-from vid2act.sim.tasks import get_task
-from vid2act.spec import ACTION_SPACE
+from vid2act.sim.env import Observation
+from vid2act.spec import ACTION_SPACE, time_limit
 
-TIME_LIMIT_FACTOR = 1.5  # every policy gets this many times the task's step limit
+LOW, HIGH = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
+
 STILL_PATIENCE = 3
 GRIPPER_DISAGREEMENT_M = 0.02  # a keyframe whose gripper the IDM reads unlike the sketch counts as 2 cm off
 
@@ -45,10 +46,6 @@ def sketch_disagreement(points: np.ndarray, grips: np.ndarray, sketched: np.ndar
     whose gripper command [K] differs from the sketch's [K]."""
     distance = float(np.linalg.norm(points - sketched, axis=1).mean())
     return distance + GRIPPER_DISAGREEMENT_M * int(((grips > 0.5) != (closed > 0.5)).sum())
-
-
-def time_limit(task_name: str) -> int:
-    return int(TIME_LIMIT_FACTOR * get_task(task_name).max_steps)
 
 
 def executed(actions: np.ndarray, count: int) -> int:
@@ -62,17 +59,6 @@ def executed(actions: np.ndarray, count: int) -> int:
     if len(changes):
         end = max(end, min(int(changes[-1]) + GRIPPER_SETTLE_FRAMES, len(actions)))
     return end
-
-
-@dataclass
-class Observation:
-    rgb: np.ndarray  # uint8 [H, W, 3], the camera's current frame
-    depth: np.ndarray  # float32 [H, W], metres
-    steps: int  # actions executed so far in this episode
-    # [3] metres: the commanded grasp point, the controller's set point that every action moves. The robot
-    # knows it (it is the start's plus every move since); None where it is unknown, and the policies read it
-    # off the frame instead.
-    ee_target: np.ndarray | None = None
 
 
 @dataclass
@@ -96,12 +82,24 @@ class Policy:
         self.scene = scene
         self.preview = None
         self.seconds = {"generate": 0.0, "translate": 0.0}
+        self.clipped = 0
 
     def act(self, observation: Observation) -> np.ndarray:
+        """The next actions [N, 4] (none: the policy is done), always inside the action space: what the policy
+        proposes, each value clipped to its bounds and the clipped ones counted (`stats()["clipped"]`), as
+        `vid2act translate` counts them."""
+        proposed = np.asarray(self.propose(observation), dtype=np.float64).reshape(-1, len(LOW))
+        actions = np.clip(proposed, LOW, HIGH)
+        self.clipped += int((actions != proposed).sum())
+        return actions
+
+    def propose(self, observation: Observation) -> np.ndarray:
+        """The policy's own next actions [N, 4], which may stray outside the bounds (a drawing read a little
+        long); `act` holds them to the action space."""
         raise NotImplementedError
 
     def stats(self) -> dict:
-        return {}
+        return {"clipped": self.clipped}
 
 
 class _OneShot(Policy):
@@ -115,7 +113,7 @@ class _OneShot(Policy):
     def episode_actions(self, scene: dict) -> np.ndarray:
         raise NotImplementedError
 
-    def act(self, observation: Observation) -> np.ndarray:
+    def propose(self, observation: Observation) -> np.ndarray:
         if self._given:
             return np.zeros((0, 4))
         self._given = True
@@ -172,7 +170,7 @@ class BehaviorCloningPolicy(Policy):
         self.sentence = text.encode([scene["instruction"]])["pooled"][0]
         self.points = None
 
-    def act(self, observation):
+    def propose(self, observation):
         started = time.perf_counter()
         depth = observation.depth if self.model.modalities == "rgbd" else None
         if self.model.grounded and self.points is None:  # read once, off the first frame, as the planner does
@@ -192,7 +190,7 @@ class PlanPolicy(Policy):
         self.replan_every, self.device, self.best_of = replan_every, device, best_of
 
     def reset(self, scene):
-        from vid2act.sim.world import Camera
+        from vid2act.camera import Camera
         super().reset(scene)
         self.camera = Camera.from_json(scene["camera"])
         self.points = None
@@ -236,7 +234,7 @@ class PlanPolicy(Policy):
         depth = plan.depth[i] if plan.depth is not None else None
         return plan.rgb[i], depth, actions, heading, holds_still(actions)
 
-    def act(self, observation):
+    def propose(self, observation):
         whole = self.replan_every == 0
         if whole and self.plans:
             return np.zeros((0, 4))
@@ -253,7 +251,7 @@ class PlanPolicy(Policy):
         return np.zeros((0, 4))
 
     def stats(self):
-        return {"plans": len(self.plans), "still_plans": sum(p.still for p in self.plans)}
+        return {**super().stats(), "plans": len(self.plans), "still_plans": sum(p.still for p in self.plans)}
 
 
 class SketchPolicy(Policy):
@@ -264,13 +262,13 @@ class SketchPolicy(Policy):
         self.pipe, self.idm, self.replan_every, self.device = pipe, idm, replan_every or 8, device
 
     def reset(self, scene):
-        from vid2act.sim.world import Camera
+        from vid2act.camera import Camera
         super().reset(scene)
         self.points = None
         self.camera = Camera.from_json(scene["camera"])
         self.sketches = 0
 
-    def act(self, observation):
+    def propose(self, observation):
         from vid2act.idm.model import expand_keyframes, keyframe_poses
         from vid2act.video.sketch import to_world
         started = time.perf_counter()
@@ -291,7 +289,7 @@ class SketchPolicy(Policy):
         return actions[: executed(actions, self.replan_every)]
 
     def stats(self):
-        return {"sketches": self.sketches}
+        return {**super().stats(), "sketches": self.sketches}
 
 
 @dataclass

@@ -3,6 +3,8 @@ action space, image sizes and the task families' names. The simulator (`vid2act.
 formats (`vid2act.files`) and the configs check against them without importing PyBullet."""
 from __future__ import annotations
 
+from vid2act.errors import UsageError
+
 TIMESTEP = 1.0 / 240.0
 FRAME_INTERVAL = 12  # physics steps per action and per frame
 FPS = 1.0 / (TIMESTEP * FRAME_INTERVAL)  # 20 frames per simulated second
@@ -19,6 +21,48 @@ ACTION_SPACE = {
 }
 
 TASK_FAMILIES = ("reach", "push", "pick_place", "stack")  # each a class in vid2act/sim/tasks/
+SPLITS = ("train", "test", "heldout")
+# Train and test seeds never overlap. `heldout` draws test seeds, but only the held-out combinations,
+# which `train` and `test` never contain.
+SEED_RANGES = {"train": (0, 999_999), "test": (1_000_000, 1_999_999)}
+STEP_LIMITS = {"reach": 40, "push": 100, "pick_place": 80, "stack": 80}  # actions the expert may take
+TIME_LIMIT_FACTOR = 1.5  # every policy gets this many times its task's step limit
+
+
+def check_in_space(actions, who: str):
+    """Actions [N, 4] from `who` as float64, refused (never clipped) unless every value is finite and inside its
+    bounds: what every loop that drives a policy checks, as the Gymnasium environments and `execute` do."""
+    import numpy as np
+    from vid2act.errors import Vid2ActError
+    low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
+    actions = np.asarray(actions, dtype=np.float64).reshape(-1, len(low))
+    outside = ~np.isfinite(actions) | (actions < low) | (actions > high)
+    if outside.any():
+        row, dim = (int(v) for v in np.argwhere(outside)[0])
+        raise Vid2ActError(f"{who} returned action {row} with {ACTION_SPACE['names'][dim]} = {actions[row, dim]:g}, "
+                           f"outside its bounds [{low[dim]}, {high[dim]}]; a policy's actions must lie in the action "
+                           "space (vid2act never clips them silently)")
+    return actions
+
+
+def seed_range(split: str) -> tuple[int, int]:
+    if split not in SPLITS:
+        raise UsageError(f"unknown split {split!r}; the splits are {', '.join(SPLITS)}")
+    return SEED_RANGES["train" if split == "train" else "test"]
+
+
+def check_seed(split: str, seed: int) -> None:
+    first, last = seed_range(split)
+    if not first <= seed <= last:
+        hint = next((f" (seed {seed} belongs to --split {name})" for name, (a, b) in SEED_RANGES.items()
+                     if a <= seed <= b), "")
+        raise UsageError(f"seed {seed} is outside the {split} split's seed range [{first}, {last}]{hint}")
+
+
+def time_limit(task: str) -> int:
+    """Actions an episode of `task` may take (eval, the Gymnasium environments)."""
+    return int(TIME_LIMIT_FACTOR * STEP_LIMITS[task])
+
 
 # The world's extent, as the scene format checks it without the simulator (`vid2act.sim` builds on these).
 WORKSPACE_LOW = (0.25, -0.35, 0.005)  # metres: where the commanded grasp point may go

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from vid2act import __version__
+from vid2act.version import __version__
 from vid2act.data.dataset import (DATASET_FORMAT, EXPERT_FROM, dataset_stats, episode_path, read_episode,
                                   write_episode, write_meta)
 from vid2act.errors import MAX_WORKERS, UsageError, Vid2ActError, check_range
@@ -26,13 +26,14 @@ from vid2act.files import (LOCK_FILE, STDIO, check_apart, check_writable_place, 
                            write_video)
 from vid2act.processes import map_in_workers
 from vid2act.shipped import path_of
-from vid2act.sim.env import Env, Rollout, make_scene
-from vid2act.sim.tasks import SEED_RANGES, SPLITS, TASKS, get_task, seed_range
-from vid2act.spec import ACTION_SPACE, FPS, FRAME_INTERVAL, TIMESTEP, image_size_problem
+from vid2act.sim.env import Env, Observation, Rollout, make_scene
+from vid2act.sim.tasks import TASKS, get_task
+from vid2act.spec import (ACTION_SPACE, FPS, FRAME_INTERVAL, SEED_RANGES, SPLITS, TIMESTEP, check_in_space,
+                          image_size_problem, seed_range)
 
 ATTEMPTS = 4  # seeds reserved per episode, for the rare scene the oracle fails
 RECOVER_ATTEMPTS = 16  # and for a recovery episode, whose policy may solve the scene before the hand-over
-RECOVER_POLICIES = ("plan", "sketch", "bc", "random")
+RECOVER_POLICIES = ("sketch", "random")  # what recovery data was collected from (the sketch's is shipped's)
 FIRST_HANDOVER = 8  # the policy takes FIRST_HANDOVER to the task's max_steps actions before the expert
 
 
@@ -47,7 +48,6 @@ class CollectConfig:
     recover: str = ""  # a policy that acts before the expert takes over; "" for plain demonstrations
     planner: str = "default"  # that policy's models (as `vid2act eval` names them)
     idm: str = "default"
-    bc: str = "default"
 
     @property
     def attempts(self) -> int:
@@ -79,19 +79,16 @@ class CollectConfig:
         return {**asdict(self), "tasks": list(self.tasks), "image_size": list(self.image_size)}
 
 
-_POLICY: dict = {}  # in a process: the recovery policy, loaded once
+_RECOVERY: dict = {}  # in a process: "make", the recovery policy's factory, and "policy", made once from it
 
 
-def _recovery_policy(config: CollectConfig):
-    key = (config.recover, config.planner, config.idm, config.bc)
-    if key not in _POLICY:
-        from vid2act.policies import load_policy
+def _recovery_policy():
+    if "policy" not in _RECOVERY:
         if _PARENT:  # a worker: one thread each, or the workers fight over the cores
             import torch
             torch.set_num_threads(1)
-        _POLICY.clear()
-        _POLICY[key] = load_policy(config.recover, config.planner, config.idm, config.bc)
-    return _POLICY[key]
+        _RECOVERY["policy"] = _RECOVERY["make"]()
+    return _RECOVERY["policy"]
 
 
 def join(parts: list[Rollout]) -> Rollout:
@@ -106,17 +103,15 @@ def join(parts: list[Rollout]) -> Rollout:
 
 def handed_over(env: Env, policy, count: int) -> Rollout | None:
     """The policy's first `count` actions in `env` (fewer if it stops), or None if it solves the task first."""
-    from vid2act.policies import Observation
-    low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
     policy.reset(env.scene)
     parts = [env.run([])]
     steps = 0
     while steps < count:
         observation = Observation(parts[-1].rgb[-1], parts[-1].depth[-1], steps, env.world.robot.ee_target.copy())
-        actions = np.asarray(policy.act(observation), dtype=np.float64)
+        actions = check_in_space(policy.act(observation), f"the {policy.name} policy")
         if len(actions) == 0:
             break
-        parts.append(env.run(np.clip(actions.reshape(-1, 4), low, high)[: count - steps]))
+        parts.append(env.run(actions[: count - steps]))
         steps += len(parts[-1].actions)
         if env.is_success():
             return None
@@ -131,7 +126,7 @@ def run_attempt(config: CollectConfig, task: str, scene: dict, index: int, attem
             return (rollout if rollout.success else None), 0
         rng = np.random.default_rng([config.seed, index, attempt])
         count = int(rng.integers(FIRST_HANDOVER, get_task(task).max_steps))
-        before = handed_over(env, _recovery_policy(config), count)
+        before = handed_over(env, _recovery_policy(), count)
         if before is None:
             return None, 0
         expert = env.run_oracle()
@@ -170,13 +165,15 @@ def collect_episode(config: CollectConfig, root: Path, index: int) -> dict:
 _PARENT: list[int] = []  # in a worker: the pid of the collect that started it
 
 
-def _worker_init() -> None:
+def _worker_init(make_recovery_policy: Callable | None) -> None:
     """A worker dies with its parent: a kill -9 of `vid2act collect` must not leave workers writing episodes
     (Linux: the kernel's parent-death signal; elsewhere the check before each episode)."""
     import ctypes
     import signal
     import sys
     _PARENT.append(os.getppid())
+    _RECOVERY.clear()
+    _RECOVERY["make"] = make_recovery_policy
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -202,7 +199,7 @@ def prepare(config: CollectConfig, root: Path, force: bool):
     check_writable_place(root)
     if config.recover:
         check_apart({"--out": root}, {f"--{kind}": str(path_of(getattr(config, kind), kind))
-                                      for kind in ("planner", "idm", "bc")})
+                                      for kind in ("planner", "idm")})
     if os.path.lexists(root) and (root.is_symlink() or not root.is_dir()):
         if not force:
             raise UsageError(f"{root} already exists and is not a folder; pass --force to replace it, or choose "
@@ -214,7 +211,7 @@ def prepare(config: CollectConfig, root: Path, force: bool):
         previous = load_json(info_path, "dataset info").get("config", {})
         previous = {k: (tuple(v) if isinstance(v, list) else v) for k, v in previous.items() if k != "episodes"}
         now = config.identity()
-        changed = [k for k in sorted(set(previous) | set(now)) if previous.get(k) != now.get(k)]
+        changed = [k for k in sorted(now) if previous.get(k) != now[k]]  # settings since dropped do not count
         if changed:
             listed = "; ".join(f"{k} {previous.get(k)!r} then, {now.get(k)!r} now" for k in changed[:3])
             raise UsageError(f"{root} holds a dataset collected with other settings ({listed}); pass --force to "
@@ -241,12 +238,19 @@ def info(config: CollectConfig, complete: bool, counts: dict | None = None) -> d
 
 
 def collect(config: CollectConfig, root: Path, workers: int = 1, force: bool = False,
-            on_episode: Callable[[dict], None] = lambda record: None, on_start=lambda todo, total: None) -> dict:
-    """Collect every missing episode of `config` into `root`, then write the statistics. Returns info."""
+            on_episode: Callable[[dict], None] = lambda record: None, on_start=lambda todo, total: None,
+            make_recovery_policy: Callable | None = None) -> dict:
+    """Collect every missing episode of `config` into `root`, then write the statistics. Returns info. With
+    `config.recover`, `make_recovery_policy()` makes the policy that acts first (in each worker process; it
+    must pickle, as a module-level function or a partial of one does)."""
     config.check()
     check_range("--workers", workers, 1, MAX_WORKERS)
+    if config.recover and make_recovery_policy is None:
+        raise UsageError(f"--recover {config.recover}: give the policy's factory (make_recovery_policy)")
+    _RECOVERY.clear()
     if config.recover:  # its models load (or are refused) before the folder exists
-        _recovery_policy(config)
+        _RECOVERY["make"] = make_recovery_policy
+        _recovery_policy()
     root = Path(root)
     todo, lock = prepare(config, root, force)
     try:
@@ -256,7 +260,7 @@ def collect(config: CollectConfig, root: Path, workers: int = 1, force: bool = F
             for job in jobs:
                 on_episode(collect_episode(*job))
         else:
-            for record in map_in_workers(_collect_episode, jobs, workers, _worker_init):
+            for record in map_in_workers(_collect_episode, jobs, workers, _worker_init, (make_recovery_policy,)):
                 on_episode(record)
         return finish(config, root)
     finally:

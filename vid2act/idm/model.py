@@ -1,13 +1,10 @@
 """The inverse-dynamics model: a small conv net that reads robot actions off consecutive frames.
 
-Three heads share one trunk (conv stem, residual blocks, strided downsampling, MLP):
+Two heads share one trunk (conv stem, residual blocks, strided downsampling, MLP):
 - `delta` (UniPi's recipe): frames (t, t+1) -> action t.
 - `pose`: a window of frames around t -> the commanded grasp point and gripper command at frame t; action t
   is then the difference of consecutive estimates. Errors of a per-frame estimate do not add up over an
   episode (the sum of the moves telescopes to last minus first), where per-pair errors do.
-- `fused`: the pose head's outputs plus the move from frame t to t+1, read off the same window, joined by
-  a complementary filter: integrate the moves (precise step to step) and pull the sum towards the
-  per-frame grasp point estimates (no drift) with weight `fusion_weight`.
 Saved as config.json (with `type`) + model.safetensors; loaded only from safetensors."""
 from __future__ import annotations
 
@@ -34,14 +31,9 @@ class IDMArchitecture:
     head: str = "pose"
     modalities: str = "rgbd"
     image_size: tuple[int, int] = (48, 64)
-    context: int = 1  # pose and fused heads: frames on each side of the centre frame
+    context: int = 1  # pose head: frames on each side of the centre frame
     width: int = 16
     hidden: int = 256
-    fusion_weight: float = 0.5  # fused head: pull of the per-frame grasp point on the integrated moves
-
-    @property
-    def outputs(self) -> int:
-        return 7 if self.head == "fused" else 4
 
     @property
     def window(self) -> int:
@@ -72,11 +64,10 @@ class InverseDynamicsModel(nn.Module):
         self.trunk = nn.Sequential(
             *encoder_layers(architecture.window * architecture.channels, architecture.width,
                             architecture.image_size, architecture.hidden),
-            nn.Linear(architecture.hidden, architecture.outputs))
-        for name in ("target", "move") if architecture.head == "fused" else ("target",):
-            for stat in ("mean", "std"):
-                self.register_buffer(f"{name}_{stat}", torch.tensor(normalization[name][stat], dtype=torch.float32),
-                                     persistent=False)
+            nn.Linear(architecture.hidden, 4))
+        for stat in ("mean", "std"):
+            self.register_buffer(f"target_{stat}", torch.tensor(normalization["target"][stat], dtype=torch.float32),
+                                 persistent=False)
         self.depth_mean, self.depth_std = normalization["depth"]["mean"], normalization["depth"]["std"]
 
     def inputs(self, rgb: torch.Tensor, depth: torch.Tensor | None) -> torch.Tensor:
@@ -92,12 +83,8 @@ class InverseDynamicsModel(nn.Module):
         return self.trunk(self.inputs(rgb, depth))
 
     def denormalize(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Metres (grasp point for `pose` and `fused`, move for `delta`) and the gripper command (0 or 1)."""
+        """Metres (grasp point for `pose`, move for `delta`) and the gripper command (0 or 1)."""
         return output[:, :3] * self.target_std + self.target_mean, (output[:, 3] > 0).float()
-
-    def denormalize_move(self, output: torch.Tensor) -> torch.Tensor:
-        """`fused` only: the move from this frame to the next, in metres."""
-        return output[:, 4:7] * self.move_std + self.move_mean
 
 
 def window_offsets(architecture: IDMArchitecture) -> np.ndarray:
@@ -121,20 +108,16 @@ def predict_actions(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndar
     index = windows(len(rgb), model.architecture)
     rgb_t = torch.from_numpy(np.ascontiguousarray(rgb))
     depth_t = torch.from_numpy(depth.astype(np.float32)) if depth is not None else None
-    targets, grippers, moves = [], [], []
+    targets, grippers = [], []
     for start in range(0, len(index), batch_size):
         chunk = torch.from_numpy(index[start:start + batch_size])
         output = model(rgb_t[chunk].to(device), depth_t[chunk].to(device) if depth_t is not None else None).float()
         target, gripper = model.denormalize(output)
         targets.append(target.cpu().double())
         grippers.append(gripper.cpu().double())
-        if model.architecture.head == "fused":
-            moves.append(model.denormalize_move(output).cpu().double())
     target, gripper = torch.cat(targets).numpy(), torch.cat(grippers).numpy()
     if model.architecture.head == "delta":
         return np.concatenate([target, gripper[:, None]], axis=1)
-    if model.architecture.head == "fused":
-        target = complementary_filter(target, torch.cat(moves).numpy(), model.architecture.fusion_weight)
     # pose: move t is estimate t+1 minus estimate t; the gripper command of action t shows from frame t+1
     return np.concatenate([np.diff(target, axis=0), gripper[1:, None]], axis=1)
 
@@ -159,7 +142,7 @@ def keyframe_poses(model: InverseDynamicsModel, rgb: np.ndarray, depth: np.ndarr
     """Grasp point [K, 3] and gripper command [K] of each frame, read from that frame alone: keyframes are
     too far apart to be the neighbouring-frame context the IDM was trained on."""
     if model.architecture.head == "delta":
-        raise Vid2ActError("keyframe plans need an IDM that reads poses (head pose or fused), not a delta head")
+        raise Vid2ActError("keyframe plans need an IDM that reads poses (head pose), not a delta head")
     model.eval()
     stack = model.architecture.window  # each frame repeated over the window: no neighbours to read
     rgb_t = torch.from_numpy(np.ascontiguousarray(rgb))[:, None].expand(-1, stack, -1, -1, -1)
@@ -203,16 +186,6 @@ def holds_still(actions: np.ndarray) -> bool:
         return True
     path = np.cumsum(actions[:, :3], axis=0)
     return bool(np.linalg.norm(path, axis=1).max() < STILL_PLAN_M and (actions[:, 3] == actions[0, 3]).all())
-
-
-def complementary_filter(points: np.ndarray, moves: np.ndarray, weight: float) -> np.ndarray:
-    """Grasp points from per-frame estimates `points` [T, 3] and estimated moves [T, 3] (move t: frame t
-    to t+1): each step predicts with the move and corrects towards the estimate by `weight`."""
-    fused = [points[0]]
-    for t in range(1, len(points)):
-        predicted = fused[-1] + moves[t - 1]
-        fused.append(predicted + weight * (points[t] - predicted))
-    return np.asarray(fused)
 
 
 # --- files -------------------------------------------------------------------------------------------

@@ -16,13 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vid2act import __version__
+from vid2act.version import __version__
 from vid2act.configs import IDMTrainConfig, inputs_of
 from vid2act.data.dataset import Dataset
 from vid2act.files import write_json
 from vid2act.errors import UsageError
 from vid2act.idm.model import (IDMArchitecture, InverseDynamicsModel, load_idm, predict_actions, save_idm,
                                window_offsets)
+from vid2act.video.readback import DRAWN_VAL_CLIPS, drawn_batch, drawn_keyframes, read_drawn
 from vid2act.training import (CHECKPOINT, Curves, FrameStore, held_out_split, learning_rate, load_checkpoint,
                               make_accelerator, releases_run_lock, save_checkpoint, prepare_run, shard, start_run)
 
@@ -33,16 +34,14 @@ class FrameData:
     reads (its window) and its label."""
 
     def __init__(self, dataset: Dataset, episodes: list[int], architecture: IDMArchitecture):
-        rgb, depth, target, gripper, move, samples = [], [], [], [], [], []
+        rgb, depth, target, gripper, samples = [], [], [], [], []
         for k, i in enumerate(episodes):
             episode = dataset.episode(i, ("rgb", "depth", "actions", "ee_target", "scene"))
             actions = episode["actions"]
-            if architecture.head in ("pose", "fused"):  # frame t: commanded point, gripper command in force
+            if architecture.head == "pose":  # frame t: commanded point, gripper command in force
                 start_gripper = json.loads(episode["scene"])["state"]["robot"]["gripper"]
                 target.append(episode["ee_target"])
                 gripper.append(np.concatenate([[start_gripper], actions[:, 3]]))
-                # and (fused) the move to the next frame; the last frame has none, marked NaN
-                move.append(np.concatenate([actions[:, :3], np.full((1, 3), np.nan)]))
             else:  # label of pair (t, t+1): action t
                 target.append(actions[:, :3])
                 gripper.append(actions[:, 3])
@@ -55,7 +54,6 @@ class FrameData:
         self.index = self.frames.rows(samples[:, 0], samples[:, 1], torch.from_numpy(window_offsets(architecture)))
         self.target = torch.from_numpy(np.concatenate(target).astype(np.float32))
         self.gripper = torch.from_numpy(np.concatenate(gripper).astype(np.float32))
-        self.move = torch.from_numpy(np.concatenate(move).astype(np.float32)) if move else None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -63,9 +61,7 @@ class FrameData:
     def batch(self, rows: torch.Tensor, device):
         frames = self.index[rows]
         depth = self.frames.depth[frames].to(device) if self.frames.depth is not None else None
-        move = self.move[rows].to(device) if self.move is not None else None
-        return (self.frames.rgb[frames].to(device), depth, self.target[rows].to(device),
-                self.gripper[rows].to(device), move)
+        return self.frames.rgb[frames].to(device), depth, self.target[rows].to(device), self.gripper[rows].to(device)
 
 
 # --- validation --------------------------------------------------------------------------------------------
@@ -94,9 +90,6 @@ def validate(model: InverseDynamicsModel, dataset: Dataset, episodes: list[int],
 
 
 # --- keyframes a planner draws (`--planner`) ---------------------------------------------------------------
-DRAWN_VAL_CLIPS = 256  # clips of the validation episodes the planner draws, to score the reading of drawings
-
-
 def load_reading_planner(config: IDMTrainConfig, architecture: IDMArchitecture):
     """The planner whose drawings the IDM learns to read, checked to draw what this IDM reads."""
     from vid2act.video.pipeline import load_planner
@@ -108,29 +101,6 @@ def load_reading_planner(config: IDMTrainConfig, architecture: IDMArchitecture):
     if architecture.modalities == "rgbd" and shape.modalities != "rgbd":
         raise UsageError(f"--planner {config.planner} draws no depth; this IDM reads rgbd (give --modalities rgb)")
     return planner
-
-
-def drawn_batch(drawn: dict, rows: torch.Tensor, window: int, device):
-    """Drawn keyframes as the IDM reads a plan's keyframe: each alone, repeated over the window."""
-    rgb = drawn["rgb"][rows][:, None].expand(-1, window, -1, -1, -1).to(device)
-    depth = drawn["depth"][rows][:, None].expand(-1, window, -1, -1).to(device) if drawn["depth"] is not None else None
-    return rgb, depth, drawn["target"][rows].to(device), drawn["gripper"][rows].to(device)
-
-
-@torch.no_grad()
-def read_drawn(model: InverseDynamicsModel, drawn: dict, device) -> dict:
-    """How well the model reads drawn keyframes: the grasp point's error (cm) and the gripper's accuracy."""
-    model.eval()
-    errors, right = [], []
-    for k in range(0, len(drawn["rgb"]), 256):
-        rows = torch.arange(k, min(k + 256, len(drawn["rgb"])))
-        rgb, depth, target, gripper = drawn_batch(drawn, rows, model.architecture.window, device)
-        point, closed = model.denormalize(model(rgb, depth))
-        errors.append(100 * (point - target).norm(dim=1).cpu())
-        right.append((closed == gripper).cpu())
-    errors, right = torch.cat(errors), torch.cat(right)
-    return {"grasp_point_cm_median": round(float(errors.median()), 2), "grasp_point_cm_mean": round(float(errors.mean()), 2),
-            "gripper_accuracy": round(float(right.float().mean()), 3), "keyframes": len(errors)}
 
 
 # --- the loop ---------------------------------------------------------------------------------------------
@@ -160,14 +130,9 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
                                 "std": data.target.std(0).clamp_min(1e-6).tolist(),
                                 "of": "commanded grasp point (m)" if config.head == "pose" else "move (m)"},
                      "depth": data.frames.depth_normalization()}
-    if config.head == "fused":
-        moves = data.move[~data.move.isnan().any(1)]
-        normalization["move"] = {"mean": moves.mean(0).tolist(), "std": moves.std(0).clamp_min(1e-6).tolist(),
-                                 "of": "move to the next frame (m)"}
     on_message(f"{len(train_episodes)} training episodes ({len(data)} samples), {len(val_episodes)} for validation")
     drawn = drawn_val = None
     if planner is not None:
-        from vid2act.video.train import drawn_keyframes
         started = time.perf_counter()
         drawn = drawn_keyframes(planner, dataset, shard(train_episodes, accelerator), config.drawn_clips,
                                 config.seed)
@@ -195,9 +160,6 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
     curves = Curves(run, accelerator, start, config.report_to, asdict(config))
     target_mean = torch.tensor(normalization["target"]["mean"], device=accelerator.device)
     target_std = torch.tensor(normalization["target"]["std"], device=accelerator.device)
-    if config.head == "fused":
-        move_mean = torch.tensor(normalization["move"]["mean"], device=accelerator.device)
-        move_std = torch.tensor(normalization["move"]["std"], device=accelerator.device)
 
     started, samples = time.perf_counter(), 0
     for step in range(start, config.steps):
@@ -205,7 +167,7 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
         rng = np.random.default_rng([config.seed, step, accelerator.process_index])
         real = config.batch_size // 2 if drawn is not None else config.batch_size
         rows = torch.from_numpy(rng.integers(0, len(data), real))
-        rgb, depth, target, gripper, move = data.batch(rows, accelerator.device)
+        rgb, depth, target, gripper = data.batch(rows, accelerator.device)
         if drawn is not None:  # the other half: drawn keyframes, each repeated over the window as a plan is read
             pick = torch.from_numpy(rng.integers(0, len(drawn["rgb"]), config.batch_size - real))
             more = drawn_batch(drawn, pick, architecture.window, accelerator.device)
@@ -214,9 +176,6 @@ def train(config: IDMTrainConfig, resume: bool = False, force: bool = False,
         output = model(rgb, depth)
         loss = (F.mse_loss(output[:, :3], (target - target_mean) / target_std)
                 + F.binary_cross_entropy_with_logits(output[:, 3], gripper))
-        if config.head == "fused":
-            known = ~move.isnan().any(1)
-            loss = loss + F.mse_loss(output[known, 4:7], (move[known] - move_mean) / move_std)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)

@@ -425,13 +425,11 @@ def _checked_plan(source: Path, info: dict) -> dict:
 def import_lerobot(source: Path, out: Path, image_size=(48, 64), force: bool = False,
                    on_episode=lambda done, total: None) -> dict:
     """A LeRobot v3.0 dataset -> a vid2act dataset folder `out` (written atomically). Returns its info."""
-    from vid2act import __version__
+    from vid2act.version import __version__
     from vid2act.data.dataset import DATASET_FORMAT, dataset_stats, episode_path, write_episode, write_meta
-    from vid2act.files import check_apart, check_can_write, output_dir, resize_frames
-    from vid2act.sim.env import SCENE_FORMAT
-    from vid2act.sim.tasks import SEED_RANGES, SPLITS
-    from vid2act.sim.world import Camera
-    from vid2act.spec import ACTION_SPACE, FRAME_INTERVAL, TIMESTEP, image_size_problem
+    from vid2act.files import SCENE_FORMAT, check_apart, check_can_write, output_dir, resize_frames
+    from vid2act.camera import Camera
+    from vid2act.spec import ACTION_SPACE, FRAME_INTERVAL, SEED_RANGES, SPLITS, TIMESTEP, image_size_problem
     source, out = Path(source), Path(out)
     problem = image_size_problem(*image_size)
     if problem:

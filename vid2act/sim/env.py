@@ -6,10 +6,11 @@ from typing import Iterable
 
 import numpy as np
 
+from vid2act.camera import Camera
 from vid2act.files import SCENE_FORMAT
-from vid2act.sim.tasks import SPLITS, TASKS, check_seed, get_task
-from vid2act.sim.world import Camera, ObjectSpec, World
-from vid2act.spec import ACTION_SPACE, FRAME_INTERVAL, TIMESTEP
+from vid2act.sim.tasks import TASKS, get_task
+from vid2act.sim.world import ObjectSpec, World
+from vid2act.spec import ACTION_SPACE, FRAME_INTERVAL, SPLITS, TIMESTEP, check_seed
 
 SPLIT_IDS = {split: i for i, split in enumerate(SPLITS)}
 EE_START_LOW = np.array([0.40, -0.12, 0.18])
@@ -52,6 +53,17 @@ def make_scene(task_name: str, seed: int, split: str = "test", image_size=(48, 6
         "action_space": ACTION_SPACE,
         "state": state,
     }
+
+
+@dataclass
+class Observation:
+    rgb: np.ndarray  # uint8 [H, W, 3], the camera's current frame
+    depth: np.ndarray  # float32 [H, W], metres
+    steps: int  # actions executed so far in this episode
+    # [3] metres: the commanded grasp point, the controller's set point that every action moves. The robot
+    # knows it (it is the start's plus every move since); None where it is unknown, and the policies read it
+    # off the frame instead.
+    ee_target: np.ndarray | None = None
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vid2act import __version__
+from vid2act.version import __version__
 from vid2act.errors import UsageError, Vid2ActError
 from vid2act.files import PLAN_FORMAT, output_dir, resize_frames, write_plan
 from vid2act.video.pipeline import VideoPlannerPipeline

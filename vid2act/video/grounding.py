@@ -55,7 +55,7 @@ def demo_points(ee_target: np.ndarray, gripper: np.ndarray) -> np.ndarray:
 
 def demo_pixels(episode: dict, grid: tuple[int, int]) -> np.ndarray:
     """An episode's two places as grid coordinates [2, 2] (column, row; cell centres at .5)."""
-    from vid2act.sim.world import Camera
+    from vid2act.camera import Camera
     scene = json.loads(episode["scene"]) if isinstance(episode["scene"], str) else episode["scene"]
     image_size = tuple(scene["image_size"])
     points = demo_points(np.asarray(episode["ee_target"]), np.asarray(episode["actions"])[:, 3])

@@ -10,7 +10,6 @@ grounding net is trained deterministically before the first checkpoint and saved
 resumed run reads it back."""
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -20,117 +19,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vid2act import __version__
+from vid2act.version import __version__
 from vid2act.configs import VideoTrainConfig, inputs_of
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError
 from vid2act.files import output_dir, replace_path, write_json, write_video
-from vid2act.sim.world import Camera
 from vid2act.spec import ACTION_SPACE
-from vid2act.training import (CHECKPOINT, Curves, FrameStore, config_json, cosine_step, held_out_split,
-                              learning_rate, load_checkpoint, make_accelerator, releases_run_lock, save_checkpoint,
-                              prepare_run, shard, start_run)
+from vid2act.training import (CHECKPOINT, Curves, config_json, cosine_step, held_out_split, learning_rate,
+                              load_checkpoint, make_accelerator, prepare_run, releases_run_lock, save_checkpoint,
+                              shard, start_run)
 from vid2act.video import sketch, text
-from vid2act.video.grounding import (GROUNDING_TYPE, GroundingNet, GroundingShape, demo_pixels,
-                                     demo_points, heatmaps, load_grounding, locate, place_loss,
-                                     save_grounding)
+from vid2act.video.clips import ClipData
+from vid2act.video.grounding import (GROUNDING_TYPE, GroundingNet, GroundingShape, heatmaps, load_grounding, locate,
+                                     place_loss, save_grounding)
 from vid2act.video.pipeline import (GROUNDING_FOLDER, HEATMAP_SIGMA, PLANNER_FORMAT, PlannerShape,
-                                    VideoPlannerPipeline, enlarge, make_scheduler, make_unet, predict, save_planner,
-                                    shrink, to_model, to_pixels)
-
-
-class ClipData:
-    """Every frame of some episodes in memory (rgb uint8, depth float16) at 1/`scale`, their prompts'
-    embeddings, each episode's two demonstrated places (grid coordinates, and world metres to score), and
-    each frame's sketch marks and gripper (`sketch.py`) with its commanded grasp point. With `full_size`, also
-    every frame at the dataset's size (`--reader` draws chunks onto them)."""
-
-    def __init__(self, dataset: Dataset, episodes: list[int], modalities: str, scale: int, grid: tuple[int, int],
-                 recovery: tuple[Dataset, list[int]] | None = None, full_size: bool = False):
-        rgb, depth, prompts, pixels, points, tasks = [], [], [], [], [], []
-        full_rgb, full_depth = [], []
-        marks, closed, grasp, expert_from = [], [], [], []
-        sources = [(dataset, i) for i in episodes] + ([(recovery[0], i) for i in recovery[1]] if recovery else [])
-        for source, i in sources:
-            episode = source.episode(i, ("rgb", "depth", "instruction", "task", "scene", "ee_target", "actions"))
-            expert_from.append(source.expert_from(i))
-            scene = json.loads(episode["scene"])
-            camera = Camera.from_json(scene["camera"])
-            gripper = np.concatenate([[scene["state"]["robot"]["gripper"]], episode["actions"][:, 3]])
-            frame_marks, frame_closed = sketch.frame_marks(episode["ee_target"], gripper, camera,
-                                                           tuple(dataset.info["image_size"]), grid)
-            marks.append(frame_marks)
-            closed.append(frame_closed)
-            grasp.append(episode["ee_target"])
-            episode_depth = torch.from_numpy(episode["depth"]) if modalities == "rgbd" else None
-            small_rgb, small_depth = shrink(torch.from_numpy(episode["rgb"]), episode_depth, scale)
-            if full_size:
-                full_rgb.append(episode["rgb"])
-                if episode_depth is not None:
-                    full_depth.append(episode_depth)
-            rgb.append(small_rgb)
-            if small_depth is not None:
-                depth.append(small_depth)
-            prompts.append(str(episode["instruction"]))
-            tasks.append(str(episode["task"]))
-            pixels.append(demo_pixels(episode, grid))
-            points.append(demo_points(episode["ee_target"], episode["actions"][:, 3]))
-        self.camera = camera
-        self.marks = torch.from_numpy(np.concatenate(marks))  # [F, 2, 2]
-        self.closed = torch.from_numpy(np.concatenate(closed))  # [F]
-        self.grasp = np.concatenate(grasp)  # [F, 3] metres
-        self.image_size = tuple(dataset.info["image_size"])
-        self.store = FrameStore(rgb, depth)
-        self.full = FrameStore(full_rgb, full_depth) if full_size else None
-        self.lengths = self.store.lengths
-        self.prompts, self.tasks = prompts, tasks
-        self.pixels = torch.tensor(np.stack(pixels), dtype=torch.float32)  # [N, 2, 2]
-        self.points = np.stack(points)  # [N, 2, 3]
-        unique = sorted(set(prompts))
-        row = {p: k for k, p in enumerate(unique)}
-        self.prompt_row = torch.tensor([row[p] for p in prompts])
-        self.embeddings = text.encode(unique)
-        # A recovery episode's frames before its expert took over are another policy's: no clip starts there.
-        self.expert_from = torch.tensor(expert_from)
-        self.demonstrations = torch.nonzero(self.expert_from == 0)[:, 0]  # the expert's from the first frame
-
-    @torch.no_grad()
-    def ground_recovery(self, net: GroundingNet, depth_mean: float, depth_std: float) -> None:
-        """A recovery episode's places become the grounding's reading of its first frame, as a closed-loop
-        policy reads them: its own first grasp or first time down may be the policy's that went wrong (push:
-        the object's place 15 cm from the object, median, against a demonstration's 7 cm behind it)."""
-        rows = torch.nonzero(self.expert_from > 0)[:, 0]
-        for k in range(0, len(rows), 256):
-            part = rows[k:k + 256]
-            prompt = self.prompt(part, "cpu")
-            frames = self.frames(self.store.starts[part], depth_mean, depth_std)
-            self.pixels[part] = locate(net(frames, prompt["tokens"], prompt["mask"])).float()
-
-    def clip_starts(self, rng: np.random.Generator, episodes: torch.Tensor, at_beginning: float) -> torch.Tensor:
-        """Each clip's first frame: its episode's first expert frame for a share `at_beginning` of the clips,
-        any expert frame for the rest."""
-        b = len(episodes)
-        expert = self.expert_from[episodes].numpy()
-        lengths = self.lengths[episodes].numpy() - expert
-        return torch.from_numpy(expert + np.where(rng.random(b) < at_beginning, 0,
-                                                  (rng.random(b) * lengths).astype(np.int64)))
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def windows(self, episodes: torch.Tensor, first: torch.Tensor, count: int, stride: int) -> torch.Tensor:
-        """Global frame indices [B, count]: each clip's first frame, then every `stride`-th, held at the end."""
-        return self.store.rows(episodes, first, stride * torch.arange(count))
-
-    def frames(self, index: torch.Tensor, depth_mean: float, depth_std: float, full_size: bool = False) -> torch.Tensor:
-        store = self.full if full_size else self.store
-        depth = store.depth[index] if store.depth is not None else None
-        return to_model(store.rgb[index], depth, depth_mean, depth_std)
-
-    def prompt(self, episodes: torch.Tensor, device) -> dict[str, torch.Tensor]:
-        rows = self.prompt_row[episodes]
-        return {k: v[rows].to(device) for k, v in self.embeddings.items()}
-
+                                    VideoPlannerPipeline, make_scheduler, make_unet, predict, save_planner)
+from vid2act.video.readback import load_reader, read_back_loss, read_back_metrics
 
 def draw_timesteps(rng: np.random.Generator, size, count: int, bias: float) -> np.ndarray:
     """Timesteps in [0, count) drawn as count(1 - u^bias), u uniform: biased toward high noise, where a plan's
@@ -149,102 +53,6 @@ def moving_pixels(change: torch.Tensor, weight: float) -> torch.Tensor:
     moving = (change.abs().amax(dim=2) > MOVING).float()
     near = F.max_pool2d(moving, 3, stride=1, padding=1)
     return (1 + weight * near).unsqueeze(2)
-
-
-# --- reading the drawings back (`--reader`) ---------------------------------------------------------------
-READ_BACK_GRIPPER_WEIGHT = 0.5  # the gripper's cross-entropy beside the grasp point's normalized squared error
-
-
-def load_reader(config: VideoTrainConfig, shape: PlannerShape):
-    """The IDM `--reader` names, frozen, checked to read the keyframes this run draws."""
-    from vid2act.idm.model import load_idm
-    reader, _ = load_idm(config.reader, config.device, kind="plan-idm")
-    architecture = reader.architecture
-    if architecture.head == "delta":
-        raise UsageError(f"--reader {config.reader} reads pairs of frames (head delta); a drawn keyframe is read "
-                         f"alone: give an IDM with head pose or fused")
-    if tuple(architecture.image_size) != tuple(shape.image_size):
-        raise UsageError(f"--reader {config.reader} reads {architecture.image_size[0]}x{architecture.image_size[1]} "
-                         f"frames; the data's are {shape.image_size[0]}x{shape.image_size[1]}")
-    if architecture.modalities == "rgbd" and shape.modalities != "rgbd":
-        raise UsageError(f"--reader {config.reader} reads depth, which this run does not draw (give --modalities rgbd)")
-    return reader.requires_grad_(False).eval()
-
-
-def read_back_loss(model, sampler, reader, full: torch.Tensor, current: torch.Tensor, heat: torch.Tensor,
-                   prompt: dict, grasp: torch.Tensor, closed: torch.Tensor, steps: int, depth_mean: float,
-                   depth_std: float, generator: torch.Generator) -> torch.Tensor:
-    """How far the frozen `reader` reads a sampled chunk from what the demonstration did: DRaFT (Clark et al.
-    2023) with the IDM as the reward. The chunk is sampled as the planner samples it (`steps` DDIM steps from
-    noise; gradients through the last one only, DRaFT-1, the cheapest), drawn onto the full-size frame
-    `full` [B, C, H, W], and each keyframe read alone; the error is the grasp point's squared error in the
-    reader's normalized units against `grasp` [B, K, 3] metres plus the gripper's cross-entropy against
-    `closed` [B, K]. The diffusion loss beside it keeps the drawing a video (`docs/results.md`)."""
-    b, k = closed.shape
-    sampler.set_timesteps(steps, device=current.device)
-    latents = torch.randn((b, k, current.shape[1], *current.shape[-2:]), generator=generator).to(current.device)
-    latents = latents * sampler.init_noise_sigma
-    last = sampler.timesteps[-1]
-    for t in sampler.timesteps:
-        with torch.set_grad_enabled(bool(t == last)):
-            v = predict(model, sampler.scale_model_input(latents, t), current, heat, t, prompt).float()
-            latents = sampler.step(v.flatten(1, 2), t, latents.flatten(1, 2)).prev_sample.view_as(latents)
-    keyframes = (full[:, None] + enlarge(latents, tuple(full.shape[-2:]))).flatten(0, 1)  # [B*K, C, H, W]
-    window = reader.architecture.window
-    rgb, depth = to_pixels(keyframes, depth_std=depth_std, depth_mean=depth_mean, quantize=False)
-    if reader.architecture.modalities != "rgbd":
-        depth = None
-    output = reader(rgb[:, None].expand(-1, window, -1, -1, -1),
-                    depth[:, None].expand(-1, window, -1, -1) if depth is not None else None).float()
-    truth = (grasp.flatten(0, 1).to(output.device) - reader.target_mean) / reader.target_std
-    point = F.mse_loss(output[:, :3], truth)
-    gripper = F.binary_cross_entropy_with_logits(output[:, 3], closed.flatten(0, 1).float().to(output.device))
-    return point + READ_BACK_GRIPPER_WEIGHT * gripper
-
-
-@torch.no_grad()
-def read_back_metrics(pipe: VideoPlannerPipeline, reader, dataset: Dataset, episodes: list[int], seed: int) -> dict:
-    """The reader's reading of keyframes drawn for clips of the validation episodes (as `vid2act train idm
-    --planner` scores it)."""
-    from vid2act.idm.train import DRAWN_VAL_CLIPS, read_drawn
-    drawn = drawn_keyframes(pipe, dataset, episodes, DRAWN_VAL_CLIPS, seed)
-    return read_drawn(reader, drawn, next(reader.parameters()).device)
-
-
-# --- keyframes drawn for the IDM to learn to read (`vid2act train idm --planner`) ---------------------------
-@torch.no_grad()
-def drawn_keyframes(pipe: VideoPlannerPipeline, dataset: Dataset, episodes: list[int], clips: int, seed: int,
-                    steps: int = 4, batch: int = 64) -> dict[str, torch.Tensor]:
-    """Keyframes `pipe` draws for `clips` random clips of `episodes` (from any frame, as its UNet was trained),
-    each drawn to the demonstration's own sketch and grounding, so that each drawn keyframe's truth is known:
-    the demonstrated grasp point and gripper at its frame. Returns rgb uint8 [N, H, W, 3], depth float16 [N, H,
-    W] (or None), target [N, 3] metres and gripper [N] (1 closed), N = clips x keyframes."""
-    shape = pipe.shape
-    grid = shape.plan_size
-    data = ClipData(dataset, episodes, shape.modalities, 1, grid)
-    mean, std = pipe.planner["depth_mean"], pipe.planner["depth_std"]
-    beginning = pipe.planner.get("training", {}).get("start_at_beginning", 0.1)
-    rng = np.random.default_rng([seed, 13])
-    out = {"rgb": [], "depth": [], "target": [], "gripper": []}
-    for k in range(0, clips, batch):
-        b = min(batch, clips - k)
-        rows = torch.from_numpy(rng.integers(0, len(data), b))
-        first = data.clip_starts(rng, rows, beginning)
-        index = data.windows(rows, first, shape.keyframes + 1, shape.stride)
-        depth = data.store.depth[index[:, 0]] if data.store.depth is not None else None
-        full, small = pipe.frame_input(data.store.rgb[index[:, 0]], depth)
-        heat = torch.cat([heatmaps(data.pixels[rows], grid, HEATMAP_SIGMA),
-                          sketch.conditions(data.marks[index[:, 1:]], data.closed[index[:, 1:]], grid)], dim=1)
-        generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
-        latents = pipe.prepare_latents(b, generator)
-        change = pipe.denoise(latents, small, heat, data.prompt(rows, pipe.unet.device), steps, 1.0, generator)
-        rgb, drawn_depth = to_pixels(pipe.draw(change, full).flatten(0, 1), mean, std)
-        out["rgb"].append(rgb)
-        if drawn_depth is not None:
-            out["depth"].append(drawn_depth.half())
-        out["target"].append(torch.from_numpy(data.grasp[index[:, 1:].numpy()]).float().flatten(0, 1))
-        out["gripper"].append(data.closed[index[:, 1:]].float().flatten(0, 1))
-    return {k: torch.cat(v) if v else None for k, v in out.items()}
 
 
 # --- grounding: trained first, on the episodes' first frames ---------------------------------------------------
@@ -424,7 +232,6 @@ def initialize_from(model, planner: dict, source: VideoPlannerPipeline, referenc
                                    "train_seconds": source.planner.get("train_seconds", 0.0) + earlier}
 
 
-# --- validation: chunks from held-out episodes' frames against what the oracle did ----------------------------
 def given_parts(config: VideoTrainConfig, shape: PlannerShape) -> dict[str, tuple[GroundingNet, dict]]:
     """The grounding and sketch nets `--grounding-from` / `--sketch-from` name, by their folder's name in a run,
     each refused unless it reads frames of this run's size and modalities (and draws its keyframes)."""
@@ -448,6 +255,7 @@ def given_parts(config: VideoTrainConfig, shape: PlannerShape) -> dict[str, tupl
     return given
 
 
+# --- validation: chunks from held-out episodes' frames against what the oracle did ----------------------------
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))

@@ -7,32 +7,15 @@ from vid2act.sim.tasks.pick_place import PickPlace
 from vid2act.sim.tasks.push import Push
 from vid2act.sim.tasks.reach import Reach
 from vid2act.sim.tasks.stack import Stack
+from vid2act.spec import SEED_RANGES, SPLITS
 
 TASKS: dict[str, Task] = {task.name: task for task in (Reach(), Push(), PickPlace(), Stack())}
-SPLITS = ("train", "test", "heldout")
-# Train and test seeds never overlap. `heldout` draws test seeds, but only the held-out combinations,
-# which `train` and `test` never contain.
-SEED_RANGES = {"train": (0, 999_999), "test": (1_000_000, 1_999_999)}
 
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
         raise UsageError(f"unknown task {name!r}; the tasks are {', '.join(TASKS)} (see `vid2act tasks`)")
     return TASKS[name]
-
-
-def seed_range(split: str) -> tuple[int, int]:
-    if split not in SPLITS:
-        raise UsageError(f"unknown split {split!r}; the splits are {', '.join(SPLITS)}")
-    return SEED_RANGES["train" if split == "train" else "test"]
-
-
-def check_seed(split: str, seed: int) -> None:
-    first, last = seed_range(split)
-    if not first <= seed <= last:
-        hint = next((f" (seed {seed} belongs to --split {name})" for name, (a, b) in SEED_RANGES.items()
-                     if a <= seed <= b), "")
-        raise UsageError(f"seed {seed} is outside the {split} split's seed range [{first}, {last}]{hint}")
 
 
 def combination_name(combination) -> str:

@@ -4,6 +4,7 @@ import numpy as np
 
 from vid2act.sim.tasks.base import ObjectOntoPad, pick_and_place, resting_on_table, xy_distance
 from vid2act.sim.world import OBJECT_HALF, PAD_HALF
+from vid2act.spec import STEP_LIMITS
 
 
 class PickPlace(ObjectOntoPad):
@@ -15,7 +16,7 @@ class PickPlace(ObjectOntoPad):
                  "move the {object} onto the {target}")
     heldout = (("red", "cylinder", "green"), ("green", "block", "purple"), ("blue", "cylinder", "red"),
                ("yellow", "block", "blue"), ("purple", "cylinder", "orange"), ("orange", "block", "yellow"))
-    max_steps = 80
+    max_steps = STEP_LIMITS["pick_place"]
 
     def is_success(self, world, goal):
         position = world.object_position(goal["object"])

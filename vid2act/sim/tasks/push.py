@@ -5,6 +5,7 @@ import numpy as np
 from vid2act.sim.tasks.base import (CLOSED, ORACLE_STEP, ObjectOntoPad, move_to, resting_on_table, segment_distance,
                                     xy_distance)
 from vid2act.sim.world import OBJECT_HALF, PAD_HALF
+from vid2act.spec import STEP_LIMITS
 
 PUSH_HEIGHT = 0.02  # grasp point height while pushing: closed fingertips just above the table
 APPROACH_OFFSET = OBJECT_HALF + 0.045  # where the pusher comes down, behind the object's centre
@@ -24,7 +25,7 @@ class Push(ObjectOntoPad):
     templates = ("push the {object} onto the {target}", "slide the {object} to the {target}")
     heldout = (("red", "block", "blue"), ("green", "cylinder", "yellow"), ("blue", "block", "orange"),
                ("yellow", "cylinder", "purple"), ("purple", "block", "green"), ("orange", "cylinder", "red"))
-    max_steps = 100
+    max_steps = STEP_LIMITS["push"]
 
     def placement_ok(self, placement):
         """The pusher has room behind the object, and the path to the pad clears the spare object."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from vid2act.sim.tasks.base import OPEN, Task, hold, move_to, place, random_shape, spare_colors, xy_distance
 from vid2act.sim.world import COLORS, PAD_HALF, ObjectSpec
+from vid2act.spec import STEP_LIMITS
 
 REACH_HEIGHT = 0.08  # the grasp point must come this low over the pad
 
@@ -13,7 +14,7 @@ class Reach(Task):
                          f"{REACH_HEIGHT:.2f} m above the table")
     templates = ("move the gripper to the {target}", "reach the {target}", "go to the {target}")
     heldout = (("purple",),)
-    max_steps = 40
+    max_steps = STEP_LIMITS["reach"]
 
     def combinations(self):
         return [(color,) for color in COLORS]

@@ -5,6 +5,7 @@ import numpy as np
 from vid2act.sim.tasks.base import (Task, object_target_combinations, pick_and_place, place, random_shape,
                                     resting_on_table, spare_colors, xy_distance)
 from vid2act.sim.world import OBJECT_HALF, ObjectSpec
+from vid2act.spec import STEP_LIMITS
 
 STACK_XY_TOLERANCE = 0.02
 
@@ -18,7 +19,7 @@ class Stack(Task):
     heldout = (("red", "block", "green", "cylinder"), ("green", "cylinder", "blue", "block"),
                ("blue", "block", "yellow", "block"), ("yellow", "cylinder", "purple", "cylinder"),
                ("purple", "block", "orange", "cylinder"), ("orange", "cylinder", "red", "block"))
-    max_steps = 80
+    max_steps = STEP_LIMITS["stack"]
 
     def combinations(self):
         return object_target_combinations(("block", "cylinder"))
