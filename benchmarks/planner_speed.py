@@ -1,14 +1,12 @@
 """Video planner speed on this machine: the latency of one chunk (median of --repeats) at 1, 2, 4 and 10
 DDIM steps, guided (2) and unguided, fp32 and bf16; the replanning rate of closed-loop control (chunk +
 IDM translation); the plan policy's step with K chunks drawn at once and the one closest to its sketch kept
-(`--best-of K`, default 4); the time of a whole open-loop plan; and, in the same run, the planner shipped before it
-(its UNet's shape from `old_planner_unet.json`, random weights: 19 stacked keyframes, 10 guided steps).
+(`--best-of K`, default 4); and the time of a whole open-loop plan.
 
     python benchmarks/planner_speed.py [--planner default] [--repeats 20]"""
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -35,31 +33,6 @@ def bf16_is_native() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def old_planner_seconds(repeats: int) -> float:
-    """One guided 10-step plan of the planner shipped before (vid2act 0.1), random weights of its shape."""
-    from diffusers import UNet2DConditionModel
-
-    from vid2act.video.pipeline import make_scheduler
-    config = json.loads((Path(__file__).parent / "old_planner_unet.json").read_text())
-    unet = UNet2DConditionModel.from_config(config).eval()
-    scheduler = make_scheduler("ddim")
-    h, w = config["sample_size"]
-    channels_out = config["out_channels"]
-    tokens, pooled = torch.zeros(2, 32, 384), torch.zeros(2, 384)
-    start = torch.zeros(2, config["in_channels"] - channels_out, h, w)
-
-    def plan(k):
-        with torch.no_grad():
-            x = torch.randn(1, channels_out, h, w, generator=torch.Generator().manual_seed(k))
-            scheduler.set_timesteps(10)
-            for t in scheduler.timesteps:
-                v = unet(torch.cat([torch.cat([x, x]), start], dim=1), t, encoder_hidden_states=tokens,
-                         class_labels=pooled).sample
-                v = v[:1] + 2.0 * (v[1:] - v[:1])
-                x = scheduler.step(v, t, x).prev_sample
-    return median_seconds(plan, repeats)
 
 
 def main() -> None:
@@ -121,8 +94,6 @@ def main() -> None:
                                                             generator=torch.Generator().manual_seed(k)),
                            max(3, args.repeats // 4))
     print(f"\nwhole open-loop plan (fp32, the defaults: 4 steps, unguided, {shape.horizon} keyframes): {whole:.2f} s")
-    old = old_planner_seconds(max(3, args.repeats // 4))
-    print(f"the planner shipped before (fp32, 10 steps, guidance 2, one 19-keyframe plan): {old:.2f} s")
 
 
 if __name__ == "__main__":

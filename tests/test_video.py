@@ -59,7 +59,7 @@ def test_run_folder_is_a_diffusers_pipeline(planner):
     assert unet["in_channels"] == (4 + 1) * 4 + 2 + 3 * 4 and unet["out_channels"] == 4 * 4
     sketch = json.loads((planner / "metrics.json").read_text())["sketch"]
     assert set(sketch["train"]) == {"reach", "push", "pick_place", "stack", "all"}
-    assert 0 <= sketch["validation"]["all"]["gripper_right"] <= 1 and len(sketch["train"]["all"]["cm_median_per_keyframe"]) == 4
+    assert len(sketch["train"]["all"]["cm_median_per_keyframe"]) == 4
     assert json.loads((planner / "sketch" / "config.json").read_text())["type"] == "vid2act.sketch/1"
 
 
@@ -223,16 +223,16 @@ def test_broken_planners_are_refused(planner, scene, tmp_path, damage, fragment)
     assert not (tmp_path / "plan").exists()
 
 
-def test_a_version_3_planner_reads_as_today(planner, tmp_path):
-    """vid2act.video/3 differs only in the name of one setting (`frames`, now `keyframes`): it still loads."""
-    from vid2act.video.pipeline import PLANNER_FORMAT, load_planner
+def test_a_development_format_planner_is_refused_with_what_it_is(planner, tmp_path):
+    from vid2act.errors import Vid2ActError
+    from vid2act.video.pipeline import load_planner
     old = tmp_path / "old"
     shutil.copytree(planner, old, ignore=shutil.ignore_patterns("checkpoint", "snapshots", "samples"))
     settings = json.loads((old / "planner.json").read_text())
     settings["format"], settings["frames"] = "vid2act.video/3", settings.pop("keyframes")
     (old / "planner.json").write_text(json.dumps(settings))
-    pipe = load_planner(str(old))
-    assert pipe.planner["format"] == PLANNER_FORMAT and pipe.shape.keyframes == settings["frames"]
+    with pytest.raises(Vid2ActError, match="of format 'vid2act.video/3', a development format of today's planner"):
+        load_planner(str(old))
 
 
 def test_existing_plan_needs_force(planner, scene, tmp_path):
@@ -321,7 +321,7 @@ def test_a_run_with_a_reader_scores_the_reading_of_its_drawings(planner, data, t
     assert run.code == 0, run.stderr
     assert "read back" in run.stderr
     read = json.loads((out / "metrics.json").read_text())["final"]["read_back"]
-    assert read["keyframes"] == 256 * 4 and 0 <= read["gripper_accuracy"] <= 1 and read["grasp_point_cm_median"] > 0
+    assert read["keyframes"] == 256 * 4 and read["grasp_point_cm_median"] > 0
     assert json.loads((out / "planner.json").read_text())["training"]["reader"] == "default"
 
 

@@ -369,10 +369,10 @@ def load_npz(path: Path, names=None, headers_only: bool = False) -> dict[str, np
     return arrays
 
 
-def check_format(document: dict, expected: str, where, also: tuple[str, ...] = ()) -> None:
-    """`expected` is today's format; `also` older ones that read alike."""
+def check_format(document: dict, expected: str, where) -> None:
+    """`expected` is today's format."""
     found = document.get("format")
-    if found != expected and found not in also:
+    if found != expected:
         raise Vid2ActError(f"{where} has format {found!r}; this vid2act reads {expected!r} "
                            "(was it written by another tool or version?)")
 
@@ -768,7 +768,6 @@ def resize_frames(rgb: np.ndarray, depth: np.ndarray | None, size: tuple[int, in
 
 # --- plan ------------------------------------------------------------------------------------------------
 PLAN_FORMAT = "vid2act.plan/2"
-OLD_PLAN_FORMATS = ("vid2act.plan/1",)  # `frames` (keyframes + 1) and `model`: readers need neither
 
 
 def write_plan(folder: Path, document: dict, samples: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
@@ -788,7 +787,7 @@ def read_plan(folder: Path) -> dict | None:
     if not path.exists():
         return None
     document = load_json(path, "plan")
-    check_format(document, PLAN_FORMAT, path, also=OLD_PLAN_FORMATS)
+    check_format(document, PLAN_FORMAT, path)
     for key, kind in (("stride", int), ("frame_interval", int)):
         if not isinstance(document.get(key), kind) or document[key] < 1:
             raise Vid2ActError(f"{path}: field {key!r} must be a positive integer")

@@ -4,7 +4,10 @@
     actions = policy.act(observation)      # [N, 4]: the next N actions; none left: the policy is done
 
 as LeRobot's `select_action`, except that a policy may return a chunk of actions (a plan's next part) rather
-than one. The loop executes them, renders, and asks again; a policy never touches the world it acts in.
+than one. The loop executes them, renders, and asks again; a policy never touches the world it acts in. A
+policy implements `propose`; `act` holds what it proposes to the action space (a drawing read a little
+long clips to 3 cm, counted in `stats()["clipped"]`), so its actions are always valid where they go: eval,
+`execute`, a Gymnasium env. The observation (`vid2act.sim.env.Observation`) lives with the environment.
 
 - `PlanPolicy`: ground the instruction once, then draw a chunk from the real frame, read its keyframes' grasp
   points with the IDM, move from the commanded grasp point to them, return the first `replan_every` actions

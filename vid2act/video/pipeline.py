@@ -43,7 +43,8 @@ from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, GroundingN
 
 PLANNER_FORMAT = "vid2act.video/4"
 OLD_FORMATS = {"vid2act.video/1": "a whole-episode planner of vid2act 0.1, which drew no grounding",
-               "vid2act.video/2": "a chunk planner that drew without a sketch of where the arm goes"}
+               "vid2act.video/2": "a chunk planner that drew without a sketch of where the arm goes",
+               "vid2act.video/3": "a development format of today's planner (its keyframes named frames)"}
 PLANNER_FILE = "planner.json"  # beside model_index.json: what the plan is (keyframes, stride, modalities, ...)
 SAMPLERS = {"ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
 
@@ -467,18 +468,14 @@ def load_planner(reference: str, device: str = "cpu", sampler: str | None = None
 
 
 def read_planner_settings(path: Path) -> dict:
-    """planner.json, in today's format: a `vid2act.video/3` planner (the same model, whose `frames` was
-    renamed `keyframes` in /4) is read as /4; older ones are refused with what they are."""
+    """planner.json, in today's format; older ones are refused with what they are."""
     from vid2act.files import load_json
     planner = load_json(path, "planner settings")
     found = planner.get("format")
     if found in OLD_FORMATS:
         raise Vid2ActError(f"{path.parent} is of format {found!r}, {OLD_FORMATS[found]}; this vid2act reads "
                            f"{PLANNER_FORMAT!r}: train a new one with `vid2act train video`")
-    if found == "vid2act.video/3" and "frames" in planner:
-        planner = {**{k: v for k, v in planner.items() if k != "frames"}, "format": PLANNER_FORMAT,
-                   "keyframes": planner["frames"]}
-    elif found != PLANNER_FORMAT:
+    if found != PLANNER_FORMAT:
         raise Vid2ActError(f"{path} is of format {found!r}; this vid2act reads {PLANNER_FORMAT!r}")
     return planner
 
