@@ -22,8 +22,9 @@ def execute(
     from vid2act.errors import UsageError
     from contextlib import ExitStack
 
-    from vid2act.files import (check_apart, check_can_write, output_dir, read_actions, read_scene, result_document,
-                               write_rollout, write_scene)
+    from vid2act.formats import read_actions, read_scene, result_document, write_scene
+    from vid2act.media import write_rollout
+    from vid2act.outputs import check_apart, check_can_write, output_dir
     from vid2act.sim.env import Env
 
     if max_steps is not None and max_steps < 0:

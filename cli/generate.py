@@ -28,7 +28,7 @@ def generate(
 ) -> None:
     """Draw a whole-task plan (a video of the task being done) from a start image and an instruction: the
     instruction grounded once, then chunks rolled forward on their own keyframes. Prints the plan folder."""
-    from vid2act.files import check_apart, check_can_write
+    from vid2act.outputs import check_apart, check_can_write
     from vid2act.configs import check_sampling
     from vid2act.devices import check_device
     from vid2act.video.generate import generate_plan, plan_document, read_start, write_plan_folder

@@ -14,7 +14,8 @@ def oracle(
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
     """Write the scripted expert's actions for a scene. Prints the actions file's path."""
-    from vid2act.files import STDIO, check_apart, check_can_write, read_scene, write_actions
+    from vid2act.formats import read_scene, write_actions
+    from vid2act.outputs import STDIO, check_apart, check_can_write
     from vid2act.sim.env import Env
 
     check_apart({"--out": out}, {"SCENE": scene_dir})

@@ -17,7 +17,8 @@ def scene(
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
     """Make a reproducible start state: scene.json, start.png and start_depth.npy. Prints the folder."""
-    from vid2act.files import check_can_write, output_dir, write_scene
+    from vid2act.formats import write_scene
+    from vid2act.outputs import check_can_write, output_dir
     from vid2act.sim.env import Env, make_scene
 
     size = parse_image_size(image_size)

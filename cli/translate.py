@@ -20,7 +20,8 @@ def translate(
     force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
     """Read robot actions off consecutive frames with an inverse-dynamics model. Prints the actions file."""
-    from vid2act.files import STDIO, check_apart, check_can_write, write_actions
+    from vid2act.formats import write_actions
+    from vid2act.outputs import STDIO, check_apart, check_can_write
     from vid2act.idm.translate import translate_frames
     from vid2act.shipped import path_of
     check_apart({"--out": out}, {"SOURCE": source, "--idm": path_of(idm, "idm")})

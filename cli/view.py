@@ -20,7 +20,8 @@ def view(
     from vid2act.data.dataset import Dataset
     from vid2act.data.view import grid, parse_episodes
     from vid2act.errors import UsageError, check_range
-    from vid2act.files import check_apart, check_can_write, write_gif, write_video
+    from vid2act.media import write_gif, write_video
+    from vid2act.outputs import check_apart, check_can_write
 
     if out.suffix.lower() not in (".gif", ".mp4"):
         raise UsageError(f"--out {out}: write a .gif or an .mp4")

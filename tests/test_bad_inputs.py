@@ -463,13 +463,16 @@ CASES = [
                                                  "--force", "--steps", "2"], 2, "--out",
          dataset_copy(lambda root: None)),
     Case("train-video-out-holds-its-data", lambda p: ["train", "video", "--data", p["ws"] / "d" / "inner", "--out",
-                                                      p["ws"] / "d", "--force", "--steps", "2"], 2, "holds the input --data",
+                                                      p["ws"] / "d", "--force", "--steps", "2"], 2,
+         "holds the input --data",
          lambda ws: shutil.copytree(ws.parent / "shared-data", ws / "d" / "inner")),
     Case("train-bc-out-inside-its-data", lambda p: ["train", "bc", "--data", p["ws"] / "d", "--out",
-                                                    p["ws"] / "d" / "run", "--steps", "2"], 2, "lies inside the input --data",
+                                                    p["ws"] / "d" / "run", "--steps", "2"], 2,
+         "lies inside the input --data",
          dataset_copy(lambda root: None)),
     Case("train-video-out-is-init-from", lambda p: ["train", "video", "--data", p["data"], "--init-from",
-                                                    p["ws"] / "P", "--out", p["ws"] / "P", "--force", "--steps", "2"], 2,
+                                                    p["ws"] / "P", "--out", p["ws"] / "P", "--force", "--steps", "2"],
+         2,
          "is the input --init-from", write("P/model_index.json", "{}")),
     Case("eval-out-is-the-planner", lambda p: ["eval", "--planner", p["ws"] / "P", "--out", p["ws"] / "P", "--force",
                                                "--episodes", "1"], 2, "is the input --planner",
@@ -589,7 +592,8 @@ def shared(scene_dir, oracle_actions, demos, tmp_path_factory) -> Path:
     shutil.copy(oracle_actions, root / "shared-actions.json")
     shutil.copytree(demos, root / "shared-data")
     assert vid2act("export", "lerobot", demos, root / "shared-lerobot").code == 0
-    run = vid2act("train", "idm", "--data", root / "shared-data", "--out", root / "shared-idm-run", "--steps", 2, "--batch-size", 8,
+    run = vid2act("train", "idm", "--data", root / "shared-data", "--out", root / "shared-idm-run", "--steps", 2,
+                  "--batch-size", 8,
                   "--width", 8, "--checkpoint-every", 1, "--eval-every", 2)
     assert run.code == 0, run.stderr
     return root
@@ -628,15 +632,14 @@ def test_the_table_covers_every_command():
 # --- faults the environment causes: one line, exit 1, not a bug ----------------------------------------------------
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
 def test_a_full_or_read_only_destination_is_named_not_reported_as_a_bug(code, shared, monkeypatch, tmp_path):
-    import vid2act.files as files
-    real = files.write_bytes
+    import vid2act.formats as formats
 
     def failing(path, data, replace=True):
         raise OSError(code, os.strerror(code), str(path))
 
-    monkeypatch.setattr(files, "write_bytes", failing)
+    monkeypatch.setattr(formats, "write_bytes", failing)  # what write_actions writes the actions file with
     run = vid2act("oracle", shared / "shared-scene", "--out", tmp_path / "a.json")
-    monkeypatch.setattr(files, "write_bytes", real)
+    monkeypatch.undo()
     assert run.code == 1, run.stderr
     assert os.strerror(code) in run.stderr and BUG_MARKER not in run.stderr
     assert list(tmp_path.iterdir()) == []
@@ -741,12 +744,12 @@ def test_sigint_mid_run_says_interrupted_leaves_no_partial_output_and_reruns(com
 def test_a_failure_after_the_run_leaves_no_next_scene(shared, monkeypatch, tmp_path):
     """`execute --next-scene` writes the reached scene only with the rollout: a full disk while the rollout is
     written leaves neither."""
-    import vid2act.files as files
+    import vid2act.media as media
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "r"))
 
-    monkeypatch.setattr(files, "write_rollout", full)
+    monkeypatch.setattr(media, "write_rollout", full)
     run = vid2act("execute", shared / "shared-actions.json", "--scene", shared / "shared-scene", "--out",
                   tmp_path / "r", "--next-scene", tmp_path / "next", "--max-steps", 5)
     assert run.code == 1 and os.strerror(errno.ENOSPC) in run.stderr and BUG_MARKER not in run.stderr, run.stderr

@@ -319,7 +319,7 @@ def test_windows_are_held_at_the_episode_ends():
 def test_leftovers_of_a_killed_checkpoint_write_are_recovered(tmp_path):
     """kill -9 between the two renames of a checkpoint replacement leaves only the set-aside old one: it is
     put back; a half-staged new one is deleted; a set-aside old one whose replacement landed is deleted."""
-    from vid2act.files import recover_leftovers
+    from vid2act.outputs import recover_leftovers
     (tmp_path / ".checkpoint.ab12cd34.tmp.old").mkdir()
     (tmp_path / ".checkpoint.ab12cd34.tmp.old" / "state.json").write_text("{}")
     (tmp_path / ".checkpoint.zz99yy88.tmp").mkdir()

@@ -47,7 +47,8 @@ def test_the_library_never_imports_the_commands():
             assert not any(n.startswith("vid2act.cli") for n in names), path
 
 
-@pytest.mark.parametrize("module", ["vid2act", "vid2act.files", "vid2act.configs", "vid2act.cli.main"])
+@pytest.mark.parametrize("module", ["vid2act", "vid2act.outputs", "vid2act.media", "vid2act.formats",
+                                    "vid2act.configs", "vid2act.cli.main"])
 def test_low_modules_and_the_command_line_load_no_heavy_library(module):
     code = (f"import sys, {module}; print(sorted(m for m in ('torch', 'diffusers', 'pybullet', 'gymnasium') "
             "if m in sys.modules))")

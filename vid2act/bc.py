@@ -26,7 +26,7 @@ from vid2act.version import __version__
 from vid2act.configs import BCTrainConfig, inputs_of
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError, Vid2ActError
-from vid2act.files import write_json
+from vid2act.outputs import write_json
 from vid2act.nn import encoder_layers
 from vid2act.shipped import resolve
 from vid2act.training import (CHECKPOINT, Curves, FrameStore, held_out_split, learning_rate, load_checkpoint,
@@ -112,7 +112,7 @@ class BCPolicy(nn.Module):
 def save_bc(model: BCPolicy, folder: Path, extra: dict) -> None:
     from safetensors.torch import save
 
-    from vid2act.files import write_bytes, write_json
+    from vid2act.outputs import write_bytes, write_json
     config = {"type": BC_TYPE, "architecture": {"modalities": model.modalities, "image_size": list(model.image_size),
                                                 "width": model.width, "hidden": model.hidden,
                                                 "grounded": model.grounded},
@@ -129,7 +129,7 @@ def load_bc(reference: str, device: str = "cpu") -> BCPolicy:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from vid2act.files import check_action_space, load_json
+    from vid2act.formats import check_action_space, load_json
     folder = resolve(reference, "bc")
     config_path = folder / "config.json"
     if not config_path.exists():

@@ -21,8 +21,9 @@ from typing import Callable
 import numpy as np
 
 from vid2act.configs import EvalConfig, inputs_of
-from vid2act.files import (actions_document, check_apart, check_can_write, output_dir, write_gif, write_json,
-                           write_plan, write_rollout, write_scene, write_video)
+from vid2act.formats import actions_document, write_plan, write_scene
+from vid2act.media import write_gif, write_rollout, write_video
+from vid2act.outputs import check_apart, check_can_write, output_dir, write_json
 from vid2act.processes import map_in_workers
 from vid2act.report import GIF_NAME, write_reports
 from vid2act.spec import check_in_space, seed_range

@@ -148,6 +148,6 @@ after any action (what evaluations that stop at the first success count). Second
 
 def write_reports(info: dict, root: Path, out: str) -> None:
     """report.md and report.html into `root` (the evaluation's temporary folder, renamed to `out` after)."""
-    from vid2act.files import write_bytes
+    from vid2act.outputs import write_bytes
     write_bytes(root / "report.md", markdown(info, root).encode())
     write_bytes(root / "report.html", page(info, root, out).encode())

@@ -11,7 +11,8 @@ from vid2act.errors import Vid2ActError
 # --planner`), the default where an IDM reads a plan: translating a plan folder, and the plan policy
 DEFAULTS = {"idm": "idm-rgbd", "plan-idm": "idm-plans-rgbd", "planner": "planner-rgbd", "bc": "bc-rgbd"}
 KINDS = {"idm": "IDM", "plan-idm": "plan-reading IDM", "planner": "planner", "bc": "behavior-cloning policy"}
-TRAIN = {"idm": "vid2act train idm", "plan-idm": "vid2act train idm --planner PLANNER", "planner": "vid2act train video",
+TRAIN = {"idm": "vid2act train idm", "plan-idm": "vid2act train idm --planner PLANNER",
+         "planner": "vid2act train video",
          "bc": "vid2act train bc"}
 
 

@@ -1,6 +1,6 @@
 """What every file format and stage agrees on about the world, without the simulator: control timing, the
 action space, image sizes and the task families' names. The simulator (`vid2act.sim`) builds on these; the
-formats (`vid2act.files`) and the configs check against them without importing PyBullet."""
+formats (`vid2act.formats`) and the configs check against them without importing PyBullet."""
 from __future__ import annotations
 
 from vid2act.errors import UsageError

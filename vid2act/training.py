@@ -14,8 +14,8 @@ import torch
 from vid2act.data.dataset import window
 from vid2act.devices import check_device
 from vid2act.errors import UsageError, Vid2ActError
-from vid2act.files import (LOCK_FILE, clear_folder, load_json, lock_folder, output_dir, recover_leftovers,
-                           write_bytes, write_json)
+from vid2act.formats import load_json
+from vid2act.outputs import LOCK_FILE, clear_folder, lock_folder, output_dir, recover_leftovers, write_bytes, write_json
 
 CHECKPOINT = "checkpoint"
 
@@ -81,7 +81,7 @@ def prepare_run(config, command: str, resume: bool, force: bool, inputs: dict) -
     """Before any work, on every process: --out must stay apart from the run's `inputs` ({--option: path}), and
     what it holds must suit the flags: nothing (or a run of `command` being resumed with the same settings), or
     --force."""
-    from vid2act.files import check_apart, check_writable_place
+    from vid2act.outputs import check_apart, check_writable_place
     run = Path(config.out)
     check_apart({"--out": config.out}, inputs)
     check_writable_place(run)
@@ -300,7 +300,7 @@ class Curves:
         """curves.json and curves.png, each replaced in one rename."""
         if not self.main:
             return
-        from vid2act.files import write_bytes, write_json
+        from vid2act.outputs import write_bytes, write_json
         write_json(self.run / "curves.json", self.points)
         write_bytes(self.run / "curves.png", self.draw())
 

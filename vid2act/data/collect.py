@@ -22,8 +22,9 @@ from vid2act.version import __version__
 from vid2act.data.dataset import (DATASET_FORMAT, EXPERT_FROM, dataset_stats, episode_path, read_episode,
                                   write_episode, write_meta)
 from vid2act.errors import MAX_WORKERS, UsageError, Vid2ActError, check_range
-from vid2act.files import (LOCK_FILE, STDIO, check_apart, check_writable_place, clear_folder, load_json, lock_folder,
-                           write_video)
+from vid2act.formats import load_json
+from vid2act.media import write_video
+from vid2act.outputs import LOCK_FILE, STDIO, check_apart, check_writable_place, clear_folder, lock_folder
 from vid2act.processes import map_in_workers
 from vid2act.shipped import path_of
 from vid2act.sim.env import Env, Observation, Rollout, make_scene

@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from vid2act.errors import Vid2ActError
-from vid2act.files import check_format, load_json, load_npz, write_json, write_npz
+from vid2act.formats import check_format, load_json
+from vid2act.media import load_npz
+from vid2act.outputs import write_json, write_npz
 
 DATASET_FORMAT = "vid2act.dataset/1"
 EPISODE_KEYS = ("rgb", "depth", "actions", "ee_pose", "ee_target", "gripper_width", "instruction", "task",

@@ -193,7 +193,7 @@ def save_idm(model: InverseDynamicsModel, folder: Path, extra: dict) -> None:
     """config.json + model.safetensors into `folder` (which the caller creates atomically)."""
     from safetensors.torch import save
 
-    from vid2act.files import write_bytes, write_json
+    from vid2act.outputs import write_bytes, write_json
     from vid2act.spec import ACTION_SPACE
     config = {"type": IDM_TYPE, "architecture": {**asdict(model.architecture),
                                                   "image_size": list(model.architecture.image_size)},
@@ -208,7 +208,7 @@ def load_idm(reference: str, device: str = "cpu", kind: str = "idm") -> tuple[In
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from vid2act.files import check_action_space, load_json
+    from vid2act.formats import check_action_space, load_json
     folder = resolve(reference, kind)
     config_path, weights = folder / "config.json", folder / "model.safetensors"
     if not config_path.exists():

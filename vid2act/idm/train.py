@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from vid2act.version import __version__
 from vid2act.configs import IDMTrainConfig, inputs_of
 from vid2act.data.dataset import Dataset
-from vid2act.files import write_json
+from vid2act.outputs import write_json
 from vid2act.errors import UsageError
 from vid2act.idm.model import (IDMArchitecture, InverseDynamicsModel, load_idm, predict_actions, save_idm,
                                window_offsets)

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from vid2act.errors import Vid2ActError, check_range
-from vid2act.files import read_frames, read_plan, resize_frames
+from vid2act.formats import read_plan
+from vid2act.media import read_frames, resize_frames
 from vid2act.idm.model import holds_still, load_idm, predict_actions, predict_keyframe_actions
 from vid2act.shipped import resolve
 from vid2act.spec import ACTION_SPACE

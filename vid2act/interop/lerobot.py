@@ -169,7 +169,7 @@ def export_lerobot(data: Path, out: Path, codec: str = "h264", force: bool = Fal
     import pyarrow.parquet as pq
 
     from vid2act.data.dataset import Dataset
-    from vid2act.files import check_apart, check_can_write, output_dir, write_json
+    from vid2act.outputs import check_apart, check_can_write, output_dir, write_json
     check_codec(codec)
     dataset = Dataset(data)
     check_apart({"OUT": out}, {"DATA": data})
@@ -278,7 +278,7 @@ def export_lerobot(data: Path, out: Path, codec: str = "h264", force: bool = Fal
 
 # --- import --------------------------------------------------------------------------------------------
 def read_info(root: Path) -> dict:
-    from vid2act.files import load_json
+    from vid2act.formats import load_json
     path = Path(root) / "meta" / "info.json"
     if not path.exists():
         raise Vid2ActError(f"{root} is not a LeRobot dataset (no meta/info.json)")
@@ -353,7 +353,7 @@ def _checked_plan(source: Path, info: dict) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from vid2act.files import check_scene, parse_json
+    from vid2act.formats import check_scene, parse_json
     from vid2act.spec import ACTION_SPACE
     where = source / "meta" / "info.json"
     features, fps = _check_features(info, where)
@@ -395,8 +395,8 @@ def _checked_plan(source: Path, info: dict) -> dict:
             except (pa.ArrowInvalid, OSError) as e:
                 raise Vid2ActError(f"{data_file} is missing or unreadable ({e.__class__.__name__})") from None
             for key, feature in features.items():
-                if feature["dtype"] != "video" and (key in ("action", "observation.state", "episode_index",
-                                                            "frame_index", DEPTH_KEY) or key.startswith("observation.")):
+                read = key in ("action", "episode_index", "frame_index") or key.startswith("observation.")
+                if feature["dtype"] != "video" and read:
                     _check_column(table, key, feature, data_file)
             tables[data_file] = table
         table = tables[data_file]
@@ -427,7 +427,9 @@ def import_lerobot(source: Path, out: Path, image_size=(48, 64), force: bool = F
     """A LeRobot v3.0 dataset -> a vid2act dataset folder `out` (written atomically). Returns its info."""
     from vid2act.version import __version__
     from vid2act.data.dataset import DATASET_FORMAT, dataset_stats, episode_path, write_episode, write_meta
-    from vid2act.files import SCENE_FORMAT, check_apart, check_can_write, output_dir, resize_frames
+    from vid2act.formats import SCENE_FORMAT
+    from vid2act.media import resize_frames
+    from vid2act.outputs import check_apart, check_can_write, output_dir
     from vid2act.camera import Camera
     from vid2act.spec import ACTION_SPACE, FRAME_INTERVAL, SEED_RANGES, SPLITS, TIMESTEP, image_size_problem
     source, out = Path(source), Path(out)

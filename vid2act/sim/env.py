@@ -7,7 +7,7 @@ from typing import Iterable
 import numpy as np
 
 from vid2act.camera import Camera
-from vid2act.files import SCENE_FORMAT
+from vid2act.formats import SCENE_FORMAT
 from vid2act.sim.tasks import TASKS, get_task
 from vid2act.sim.world import ObjectSpec, World
 from vid2act.spec import ACTION_SPACE, FRAME_INTERVAL, SPLITS, TIMESTEP, check_seed

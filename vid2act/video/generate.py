@@ -9,7 +9,9 @@ import torch
 
 from vid2act.version import __version__
 from vid2act.errors import UsageError, Vid2ActError
-from vid2act.files import PLAN_FORMAT, output_dir, resize_frames, write_plan
+from vid2act.formats import PLAN_FORMAT, write_plan
+from vid2act.media import resize_frames
+from vid2act.outputs import output_dir
 from vid2act.video.pipeline import VideoPlannerPipeline
 
 
@@ -18,7 +20,8 @@ def read_start(scene: Path | None, image: Path | None, depth: Path | None, promp
     from an image (+ depth) and a prompt."""
     import imageio.v3 as iio
 
-    from vid2act.files import check_finite_depth, load_npy, read_scene
+    from vid2act.formats import read_scene
+    from vid2act.media import check_finite_depth, load_npy
     if (scene is None) == (image is None):
         raise UsageError("give either --scene DIR or --image PNG (with --prompt)")
     document = None

@@ -175,7 +175,7 @@ def save_grounding(folder: Path, net: GroundingNet, extra: dict, kind: str = GRO
     """The net as config.json (`type` `kind`) + model.safetensors; the sketch is saved the same way."""
     from safetensors.torch import save
 
-    from vid2act.files import write_bytes, write_json
+    from vid2act.outputs import write_bytes, write_json
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = {"type": kind, **({"points": list(POINTS)} if kind == GROUNDING_TYPE else {}), "shape": {**asdict(net.shape), "grid": list(net.shape.grid)},
@@ -189,7 +189,7 @@ def load_grounding(folder: Path, kind: str = GROUNDING_TYPE, what: str = "ground
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from vid2act.files import load_json
+    from vid2act.formats import load_json
     folder = Path(folder)
     config_path = folder / "config.json"
     if not config_path.exists():

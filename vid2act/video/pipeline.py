@@ -232,7 +232,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def save_pretrained(self, save_directory, **kwargs):
-        from vid2act.files import write_json
+        from vid2act.outputs import write_json
         super().save_pretrained(save_directory, **kwargs)
         save_grounding(Path(save_directory) / GROUNDING_FOLDER, self.grounding, self.planner.get("grounding", {}))
         save_grounding(Path(save_directory) / SKETCH_FOLDER, self.sketcher, self.planner.get("sketch", {}),
@@ -432,7 +432,7 @@ def load_planner(reference: str, device: str = "cpu", sampler: str | None = None
     if precision not in PRECISIONS:
         raise UsageError(f"unknown --precision {precision!r}; choose {' or '.join(PRECISIONS)}")
 
-    from vid2act.files import check_action_space
+    from vid2act.formats import check_action_space
     folder = resolve(reference, "planner")
     if not (folder / "model_index.json").exists():
         hint = " (that is an IDM; give it to --idm)" if (folder / "config.json").exists() else ""
@@ -469,7 +469,7 @@ def load_planner(reference: str, device: str = "cpu", sampler: str | None = None
 
 def read_planner_settings(path: Path) -> dict:
     """planner.json, in today's format; older ones are refused with what they are."""
-    from vid2act.files import load_json
+    from vid2act.formats import load_json
     planner = load_json(path, "planner settings")
     found = planner.get("format")
     if found in OLD_FORMATS:

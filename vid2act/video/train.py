@@ -23,7 +23,8 @@ from vid2act.version import __version__
 from vid2act.configs import VideoTrainConfig, inputs_of
 from vid2act.data.dataset import Dataset
 from vid2act.errors import UsageError
-from vid2act.files import output_dir, replace_path, write_json, write_video
+from vid2act.media import write_video
+from vid2act.outputs import output_dir, replace_path, write_json
 from vid2act.spec import ACTION_SPACE
 from vid2act.training import (CHECKPOINT, Curves, config_json, cosine_step, held_out_split, learning_rate,
                               load_checkpoint, make_accelerator, prepare_run, releases_run_lock, save_checkpoint,
