@@ -76,6 +76,7 @@ def test_replanning_replans_from_the_real_frame(tiny_planner, tmp_path):
     assert record["ended_by"] in ("time_limit", "policy_done")
 
 
+@pytest.mark.slow
 def test_closed_loop_episodes_are_deterministic(tiny_planner, tmp_path):
     for name in ("a", "b"):
         cli = vid2act_process if name == "a" else vid2act  # the same episode in another interpreter, too
@@ -343,6 +344,7 @@ def test_random_policy_acts_until_the_time_limit(tmp_path):
     assert actions[0] != actions[1]  # each seed its own draw
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_records_as_one(tmp_path):
     runs = [vid2act("eval", "--policy", "oracle", "--tasks", "reach", "--episodes", 2, "--workers", w,
                     "--out", tmp_path / f"w{w}") for w in (1, 2)]

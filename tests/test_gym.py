@@ -83,6 +83,7 @@ def test_split_is_a_make_keyword_and_reset_options_still_override_it():
     env.close()
 
 
+@pytest.mark.slow
 def test_random_and_oracle_through_gymnasium_match_vid2act_eval(tmp_path):
     for policy in ("oracle", "random"):
         run = run_cli("eval", "--policy", policy, "--episodes", 1, "--out", tmp_path / policy)

@@ -197,6 +197,7 @@ def test_existing_run_needs_resume_or_force(idm, data):
     assert other.code == 2 and "other settings" in other.stderr
 
 
+@pytest.mark.slow
 def test_an_idm_learns_to_read_a_planners_drawings(idm, tiny_planner, data, tmp_path):
     out = tmp_path / "reads-plans"
     run = vid2act("train", "idm", "--data", data, "--out", out, "--steps", 4, *TINY, "--planner", tiny_planner,

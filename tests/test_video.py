@@ -109,6 +109,7 @@ def test_generate_writes_a_plan_that_translates_and_executes(planner, scene, tmp
     assert run.code == 0, run.stderr
 
 
+@pytest.mark.slow
 def test_same_seed_same_plan_and_k_samples(planner, scene, tmp_path):
     outs = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
@@ -248,6 +249,7 @@ def test_existing_run_needs_resume_or_force(planner, data):
     assert run.code == 2 and "--resume" in run.stderr
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_matches_an_uninterrupted_run(data, tmp_path):
     args = ["train", "video", "--data", str(data), "--steps", "40", *TINY]
     straight = vid2act(*args, "--out", tmp_path / "straight")
@@ -298,6 +300,7 @@ def test_bf16_plans_stay_within_a_grey_level_of_fp32(planner, scene, tmp_path):
     assert np.abs(plans["fp32"] - plans["bf16"]).mean() < 2.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["run", "snapshot"])
 def test_init_from_continues_a_planner_in_mixed_precision(planner, data, tmp_path, source):
     origin = planner if source == "run" else planner / "snapshots" / "step-000003"
@@ -314,6 +317,7 @@ def test_init_from_continues_a_planner_in_mixed_precision(planner, data, tmp_pat
     assert info["initialized_from"] == {"model": str(origin.resolve()), "train_seconds": trained}
 
 
+@pytest.mark.slow
 def test_a_run_with_a_reader_scores_the_reading_of_its_drawings(planner, data, tmp_path):
     out = tmp_path / "read"
     run = vid2act("train", "video", "--data", data, "--out", out, "--steps", 2, *TINY, "--init-from", planner,
@@ -416,6 +420,7 @@ def recovery(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_recovery_episodes_train_from_where_the_expert_took_over(planner, data, recovery, tmp_path):
     """`--recovery`: the sketch and the UNet see its episodes, but no clip starts before the expert's first
     frame, the grounding never reads them, and the open-loop horizon still comes from the demonstrations."""
