@@ -315,7 +315,7 @@ def test_bc_trains_and_runs_closed_loop(demos, tmp_path):
 
 def test_bc_with_the_planners_grounding_reads_its_heatmaps(demos, tiny_planner, tmp_path):
     run = vid2act("train", "bc", "--data", demos, "--out", tmp_path / "bc", "--steps", 5, "--batch-size", 8,
-                  "--width", 8, "--grounding", tiny_planner)
+                  "--width", 8, "--grounding-from", tiny_planner)
     assert run.code == 0, run.stderr
     config = json.loads((tmp_path / "bc" / "config.json").read_text())
     assert config["architecture"]["grounded"] is True

@@ -6,7 +6,7 @@ import torch
 from vid2act.sim.world import COLORS
 from vid2act.camera import Camera
 from vid2act.video import sketch
-from vid2act.video.grounding import (LABEL_SIGMA, GroundingNet, GroundingShape, demo_points, heatmaps, locate,
+from vid2act.video.grounding import (LABEL_SIGMA, PlaceNet, PlaceNetShape, demo_points, heatmaps, locate,
                                      place_loss)
 
 
@@ -77,7 +77,7 @@ def test_sketch_conditions_and_reading_back():
 
 
 def test_the_sketch_net_reads_heatmaps_and_says_yes_or_no():
-    net = GroundingNet(GroundingShape((24, 32), 4, 16, heat_inputs=2, maps=8, flags=4))
+    net = PlaceNet(PlaceNetShape((24, 32), 4, 16, heat_inputs=2, maps=8, flags=4))
     logits, flags = net(torch.zeros(3, 4, 24, 32), torch.zeros(3, 5, 384), torch.ones(3, 5, dtype=torch.bool),
                         torch.zeros(3, 2, 24, 32))
     assert logits.shape == (3, 8, 24, 32) and flags.shape == (3, 4)

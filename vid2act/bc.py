@@ -7,7 +7,7 @@ embedding, projected and joined with the image features before the action head. 
 vid2act.bc/1) + model.safetensors, trained by one loop on the shared checkpointing and accelerate
 set-up, so `--resume` after kill -9 continues exactly.
 
-With `grounding` (a planner), BC reads what the planner reads besides the frame: the two heatmaps of where
+With `--grounding-from` (a planner), BC reads what the planner reads besides the frame: the two heatmaps of where
 the named object is and where it goes, from that planner's grounding net (trained on the demonstrations
 alone), kept in the policy's `grounding/` folder. "Plan vs BC" then compares the two at equal information."""
 from __future__ import annotations
@@ -33,7 +33,7 @@ from vid2act.training import (CHECKPOINT, Curves, FrameStore, held_out_split, le
                               make_accelerator, releases_run_lock, save_checkpoint, prepare_run, shard, start_run)
 from vid2act.spec import ACTION_SPACE
 from vid2act.video import text
-from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, GroundingNet, demo_pixels, heatmaps,
+from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, PlaceNet, demo_pixels, heatmaps,
                                      load_grounding, locate, save_grounding)
 
 BC_TYPE = "vid2act.bc/1"
@@ -43,7 +43,7 @@ class Grounder:
     """A planner's grounding net and how it reads a frame (the planner's scale and depth normalization); a
     plain object, so that its weights stay out of the BC policy's own."""
 
-    def __init__(self, net: GroundingNet, input: dict):
+    def __init__(self, net: PlaceNet, input: dict):
         self.net, self.input = net.eval(), input
 
     @classmethod
@@ -64,7 +64,7 @@ class Grounder:
         return locate(logits)[0]
 
 
-class BCPolicy(nn.Module):
+class BCNet(nn.Module):
     def __init__(self, modalities: str, image_size, width: int, hidden: int, normalization: dict,
                  grounded: bool = False):
         super().__init__()
@@ -109,7 +109,7 @@ class BCPolicy(nn.Module):
         return np.array([*move.double().numpy(), float(out[3] > 0)])
 
 
-def save_bc(model: BCPolicy, folder: Path, extra: dict) -> None:
+def save_bc(model: BCNet, folder: Path, extra: dict) -> None:
     from safetensors.torch import save
 
     from vid2act.outputs import write_bytes, write_json
@@ -125,7 +125,7 @@ def save_bc(model: BCPolicy, folder: Path, extra: dict) -> None:
     write_json(Path(folder) / "config.json", config)
 
 
-def load_bc(reference: str, device: str = "cpu") -> BCPolicy:
+def load_bc(reference: str, device: str = "cpu") -> BCNet:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -140,7 +140,7 @@ def load_bc(reference: str, device: str = "cpu") -> BCPolicy:
     check_action_space(config.get("action_space", {}), config_path)
     try:
         a = config["architecture"]
-        model = BCPolicy(a["modalities"], a["image_size"], a["width"], a["hidden"], config["normalization"],
+        model = BCNet(a["modalities"], a["image_size"], a["width"], a["hidden"], config["normalization"],
                          a.get("grounded", False))
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         if model.grounded:
@@ -166,17 +166,17 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
     dataset = Dataset(config.data)  # checked before the run folder exists: a refusal leaves nothing
     train_episodes, val_episodes = held_out_split(dataset, config.val_fraction, config.data)
     planner = None
-    if config.grounding:
+    if config.grounding_from:
         from vid2act.video.pipeline import load_planner
-        planner = load_planner(config.grounding)
+        planner = load_planner(config.grounding_from)
         if planner.shape.image_size != tuple(dataset.info["image_size"]):
-            raise UsageError(f"--grounding {config.grounding} reads {planner.shape.image_size} frames; the "
+            raise UsageError(f"--grounding-from {config.grounding_from} reads {planner.shape.image_size} frames; the "
                              f"dataset's are {tuple(dataset.info['image_size'])}")
     start_run(accelerator, run, config, "train bc", resume, force, on_message)  # locked until this function returns
 
     # Data: every (frame, action) pair of the training episodes in memory, the last episodes held out.
     grid = planner.shape.plan_size if planner is not None else (1, 1)
-    grounder = None if planner is None else Grounder.of(planner, config.grounding)
+    grounder = None if planner is None else Grounder.of(planner, config.grounding_from)
 
     def load(episodes):
         """The frames that have an action (`FrameStore`), the actions, each pair's prompt, and its episode's two
@@ -203,7 +203,7 @@ def train_bc(config: BCTrainConfig, resume: bool = False, force: bool = False,
     on_message(f"{len(actions)} training pairs, {len(val[1])} for validation")
 
     torch.manual_seed(config.seed)
-    model = BCPolicy(config.modalities, dataset.info["image_size"], config.width, config.hidden, normalization,
+    model = BCNet(config.modalities, dataset.info["image_size"], config.width, config.hidden, normalization,
                      grounded=planner is not None)
     model.grounder = grounder
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -183,7 +183,7 @@ class VideoTrainConfig:
 @dataclass(frozen=True, kw_only=True)
 class BCTrainConfig(FrameNetConfig):
     hidden: int = option(256, "Features of the image and the instruction before the action head.", advanced=True)
-    grounding: str = option("", "A planner (folder or shipped name, e.g. default) whose grounding heatmaps BC "
+    grounding_from: str = option("", "A planner (folder or shipped name, e.g. default) whose grounding heatmaps BC "
                                 "reads beside the frame, as the planner does.", reads="planner")
 
 

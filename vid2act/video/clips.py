@@ -11,7 +11,7 @@ from vid2act.camera import Camera
 from vid2act.data.dataset import Dataset
 from vid2act.training import FrameStore
 from vid2act.video import sketch, text
-from vid2act.video.grounding import GroundingNet, demo_pixels, demo_points, locate
+from vid2act.video.grounding import PlaceNet, demo_pixels, demo_points, locate
 from vid2act.video.pipeline import shrink, to_model
 
 
@@ -71,7 +71,7 @@ class ClipData:
         self.demonstrations = torch.nonzero(self.expert_from == 0)[:, 0]  # the expert's from the first frame
 
     @torch.no_grad()
-    def ground_recovery(self, net: GroundingNet, depth_mean: float, depth_std: float) -> None:
+    def ground_recovery(self, net: PlaceNet, depth_mean: float, depth_std: float) -> None:
         """A recovery episode's places become the grounding's reading of its first frame, as a closed-loop
         policy reads them: its own first grasp or first time down may be the policy's that went wrong (push:
         the object's place 15 cm from the object, median, against a demonstration's 7 cm behind it)."""

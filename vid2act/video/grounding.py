@@ -87,7 +87,7 @@ def block(cin: int, cout: int) -> nn.Sequential:
 
 
 @dataclass(frozen=True)
-class GroundingShape:
+class PlaceNetShape:
     grid: tuple[int, int] = (24, 32)  # the plan's resolution: where the planner reads the heatmaps
     channels: int = 4  # the frame's: RGB-D (3 for RGB)
     width: int = 32
@@ -96,12 +96,12 @@ class GroundingShape:
     flags: int = 0  # yes/no logits out, from the pooled features (the sketch's gripper per keyframe)
 
 
-class GroundingNet(nn.Module):
+class PlaceNet(nn.Module):
     """frame [B, C, h, w] (model space, as the planner's) + tokens -> logits [B, maps, h, w], one map per point
     (and, with `flags`, logits [B, flags] as well; `heat_inputs` heatmaps [B, n, h, w] are read beside the
     frame). The grounding is the plain one: two maps, object and target; `sketch.py` uses it with more."""
 
-    def __init__(self, shape: GroundingShape):
+    def __init__(self, shape: PlaceNetShape):
         super().__init__()
         self.shape = shape
         w = shape.width
@@ -171,7 +171,7 @@ def place_loss(logits: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 # --- files --------------------------------------------------------------------------------------------
-def save_grounding(folder: Path, net: GroundingNet, extra: dict, kind: str = GROUNDING_TYPE) -> None:
+def save_grounding(folder: Path, net: PlaceNet, extra: dict, kind: str = GROUNDING_TYPE) -> None:
     """The net as config.json (`type` `kind`) + model.safetensors; the sketch is saved the same way."""
     from safetensors.torch import save
 
@@ -185,7 +185,7 @@ def save_grounding(folder: Path, net: GroundingNet, extra: dict, kind: str = GRO
     write_json(folder / "config.json", config)
 
 
-def load_grounding(folder: Path, kind: str = GROUNDING_TYPE, what: str = "grounding model") -> tuple[GroundingNet, dict]:
+def load_grounding(folder: Path, kind: str = GROUNDING_TYPE, what: str = "grounding model") -> tuple[PlaceNet, dict]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -199,7 +199,7 @@ def load_grounding(folder: Path, kind: str = GROUNDING_TYPE, what: str = "ground
         raise Vid2ActError(f"{config_path} has type {config.get('type')!r}; this vid2act reads {kind!r}")
     try:
         shape = config["shape"]
-        net = GroundingNet(GroundingShape(tuple(shape["grid"]), shape["channels"], shape["width"],
+        net = PlaceNet(PlaceNetShape(tuple(shape["grid"]), shape["channels"], shape["width"],
                                           shape.get("heat_inputs", 0), shape.get("maps", len(POINTS)),
                                           shape.get("flags", 0)))
         net.load_state_dict(load_file(str(folder / "model.safetensors")))

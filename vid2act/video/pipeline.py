@@ -38,7 +38,7 @@ from vid2act.errors import UsageError, Vid2ActError
 from vid2act.shipped import resolve
 from vid2act.video import text
 from vid2act.video.sketch import SKETCH_FOLDER, SKETCH_TYPE, conditions, read as read_sketch
-from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, GroundingNet, heatmaps, load_grounding, locate,
+from vid2act.video.grounding import (GROUNDING_FOLDER, HEATMAP_SIGMA, PlaceNet, heatmaps, load_grounding, locate,
                                      save_grounding)
 
 PLANNER_FORMAT = "vid2act.video/4"
@@ -211,7 +211,7 @@ class VideoPlannerPipeline(DiffusionPipeline):
     """
 
     def __init__(self, unet: UNet2DConditionModel, scheduler, planner: dict | None = None,
-                 grounding: GroundingNet | None = None, sketcher: GroundingNet | None = None):
+                 grounding: PlaceNet | None = None, sketcher: PlaceNet | None = None):
         super().__init__()
         if planner is None or grounding is None or sketcher is None:
             raise Vid2ActError("the planner settings (planner.json), its grounding or its sketch model are missing")
@@ -480,7 +480,7 @@ def read_planner_settings(path: Path) -> dict:
     return planner
 
 
-def load_sketch(folder: Path) -> GroundingNet:
+def load_sketch(folder: Path) -> PlaceNet:
     return load_grounding(Path(folder) / SKETCH_FOLDER, kind=SKETCH_TYPE, what="sketch model")[0]
 
 
@@ -492,8 +492,8 @@ def _sampler_name(scheduler_config: dict) -> str:
                        f"{', '.join(c.__name__ for c in SAMPLERS.values())}")
 
 
-def save_planner(folder: Path, unet: UNet2DConditionModel, planner: dict, scheduler, grounding: GroundingNet,
-                 sketcher: GroundingNet, half: bool = False) -> None:
+def save_planner(folder: Path, unet: UNet2DConditionModel, planner: dict, scheduler, grounding: PlaceNet,
+                 sketcher: PlaceNet, half: bool = False) -> None:
     """The diffusers layout into `folder` (which the caller creates atomically). `half` stores fp16 weights."""
     import copy
     unet = copy.deepcopy(unet).to("cpu")

@@ -31,7 +31,7 @@ from vid2act.training import (CHECKPOINT, Curves, config_json, cosine_step, held
                               shard, start_run)
 from vid2act.video import sketch, text
 from vid2act.video.clips import ClipData
-from vid2act.video.grounding import (GROUNDING_TYPE, GroundingNet, GroundingShape, heatmaps, load_grounding, locate,
+from vid2act.video.grounding import (GROUNDING_TYPE, PlaceNet, PlaceNetShape, heatmaps, load_grounding, locate,
                                      place_loss, save_grounding)
 from vid2act.video.pipeline import (GROUNDING_FOLDER, HEATMAP_SIGMA, PLANNER_FORMAT, PlannerShape,
                                     VideoPlannerPipeline, make_scheduler, make_unet, predict, save_planner)
@@ -57,7 +57,7 @@ def moving_pixels(change: torch.Tensor, weight: float) -> torch.Tensor:
 
 
 # --- grounding: trained first, on the episodes' first frames ---------------------------------------------------
-def grounding_errors(net: GroundingNet, data: ClipData, depth_mean: float, depth_std: float,
+def grounding_errors(net: PlaceNet, data: ClipData, depth_mean: float, depth_std: float,
                      episodes: int | None = None) -> dict:
     """Per family and point: mean and median error in grid cells and in cm on the table (the predicted cell's
     ray met with the plane at the demonstrated point's height), and the share within 1.5 cells."""
@@ -91,11 +91,11 @@ def grounding_errors(net: GroundingNet, data: ClipData, depth_mean: float, depth
 
 
 def train_grounding(config: VideoTrainConfig, data: ClipData, val_data: ClipData, shape: PlannerShape,
-                    depth_mean: float, depth_std: float, on_message: Callable[[str], None]) -> tuple[GroundingNet, dict]:
+                    depth_mean: float, depth_std: float, on_message: Callable[[str], None]) -> tuple[PlaceNet, dict]:
     """The grounding net, trained with cross-entropy on a soft label around each demonstrated place, from the
     first frames of the training episodes (a few frames in, as well, before the arm has gone far)."""
     torch.manual_seed(config.seed)
-    net = GroundingNet(GroundingShape(shape.plan_size, shape.channels, config.grounding_width))
+    net = PlaceNet(PlaceNetShape(shape.plan_size, shape.channels, config.grounding_width))
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.grounding_lr)
     started = time.perf_counter()
     for step in range(config.grounding_steps):
@@ -140,7 +140,7 @@ def sketch_inputs(data: ClipData, episodes: torch.Tensor, first: torch.Tensor, f
     return frame, heat, data.prompt(episodes, "cpu"), index
 
 
-def sketch_errors(net: GroundingNet, data: ClipData, shape: PlannerShape, depth_mean: float, depth_std: float,
+def sketch_errors(net: PlaceNet, data: ClipData, shape: PlannerShape, depth_mean: float, depth_std: float,
                   episodes: int | None = None) -> dict:
     """Per family: the sketched grasp points' error in grid cells (the grasp point's mark) and in cm (3-D), per
     keyframe and overall, and the share of keyframes whose gripper is right; clips from each episode's first
@@ -175,12 +175,12 @@ def sketch_errors(net: GroundingNet, data: ClipData, shape: PlannerShape, depth_
 
 
 def train_sketch(config: VideoTrainConfig, data: ClipData, val_data: ClipData, shape: PlannerShape,
-                 depth_mean: float, depth_std: float, on_message: Callable[[str], None]) -> tuple[GroundingNet, dict]:
+                 depth_mean: float, depth_std: float, on_message: Callable[[str], None]) -> tuple[PlaceNet, dict]:
     """The sketch net: cross-entropy on soft labels around each keyframe's two marks, and the gripper's, from
     clips that start anywhere in the training episodes (with the UNet's context noise)."""
     torch.manual_seed(config.seed)
     k = shape.keyframes
-    net = GroundingNet(GroundingShape(shape.plan_size, shape.channels, config.sketch_width, heat_inputs=2,
+    net = PlaceNet(PlaceNetShape(shape.plan_size, shape.channels, config.sketch_width, heat_inputs=2,
                                       maps=2 * k, flags=k))
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.sketch_lr)
     started = time.perf_counter()
@@ -233,7 +233,7 @@ def initialize_from(model, planner: dict, source: VideoPlannerPipeline, referenc
                                    "train_seconds": source.planner.get("train_seconds", 0.0) + earlier}
 
 
-def given_parts(config: VideoTrainConfig, shape: PlannerShape) -> dict[str, tuple[GroundingNet, dict]]:
+def given_parts(config: VideoTrainConfig, shape: PlannerShape) -> dict[str, tuple[PlaceNet, dict]]:
     """The grounding and sketch nets `--grounding-from` / `--sketch-from` name, by their folder's name in a run,
     each refused unless it reads frames of this run's size and modalities (and draws its keyframes)."""
     k = config.keyframes
@@ -347,7 +347,7 @@ def train(config: VideoTrainConfig, resume: bool = False, force: bool = False,
     # (a resumed run reads them back).
     val_small = val_data_small(dataset, val_episodes, config, early.plan_size)
 
-    def small_net(folder: Path, kind: str, what: str, trainer) -> tuple[GroundingNet, dict]:
+    def small_net(folder: Path, kind: str, what: str, trainer) -> tuple[PlaceNet, dict]:
         if resume and (folder / "config.json").exists():
             net, saved = load_grounding(folder, kind=kind, what=what)
             return net, saved["metrics"]
