@@ -13,7 +13,8 @@ import numpy as np
 from vid2act.errors import Vid2ActError
 from vid2act.media import write_frames, write_video
 from vid2act.outputs import STDIO, check_can_write, dumps, write_bytes, write_json
-from vid2act.spec import ACTION_SPACE, FPS, MAX_ACTIONS, TASK_FAMILIES, image_size_problem
+from vid2act.spec import (ACTION_SPACE, ARM_LOWER, ARM_UPPER, COLOR_NAMES, FINGER_OPEN, FPS, FRAME_INTERVAL, MAX_ACTIONS,
+                          SHAPES, SPLITS, TASK_FAMILIES, TIMESTEP, WORKSPACE_HIGH, WORKSPACE_LOW, image_size_problem)
 
 
 SCENE_FORMAT = "vid2act.scene/1"
@@ -119,7 +120,6 @@ SCENE_KEYS = {"format", "task", "split", "seed", "instruction", "goal", "combina
 SCENE_OPTIONAL_KEYS = {"steps_taken"}  # a scene written by `execute --next-scene`
 
 
-SPLIT_NAMES = ("train", "test", "heldout")
 
 
 GOAL_KEYS = {"reach": ("target",), "push": ("object", "target"), "pick_place": ("object", "target"),
@@ -181,16 +181,14 @@ def _vector(values, size: int, where: str, low=-math.inf, high=math.inf) -> np.n
 
 def check_scene(scene: dict, where) -> None:
     """Refuse, naming the field, a scene the world cannot be rebuilt from as written (`execute` restores it)."""
-    from vid2act.spec import (ARM_LOWER, ARM_UPPER, COLOR_NAMES, FINGER_OPEN, FRAME_INTERVAL, SHAPES, TIMESTEP,
-                              WORKSPACE_HIGH, WORKSPACE_LOW)
     if not isinstance(scene, dict):
         raise Vid2ActError(f"{where} must hold a JSON object")
     _keys(scene, SCENE_KEYS, where, SCENE_OPTIONAL_KEYS)
     task = require(scene, "task", str, where)
     if task not in TASK_FAMILIES:
         raise Vid2ActError(f"{where} names the unknown task {task!r}")
-    if scene["split"] not in SPLIT_NAMES:
-        raise Vid2ActError(f"{where}: split {scene['split']!r} is not one of {', '.join(SPLIT_NAMES)}")
+    if scene["split"] not in SPLITS:
+        raise Vid2ActError(f"{where}: split {scene['split']!r} is not one of {', '.join(SPLITS)}")
     for key, kind in (("seed", int), ("instruction", str), ("goal", dict), ("combination", list),
                       ("image_size", list), ("camera", dict), ("physics", dict), ("state", dict),
                       ("action_space", dict)):
