@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vid2act.sim.env import Env
+from vid2act.sim.env import SceneWorld
 
 TIPPED_DEGREES = 20.0
 
@@ -32,7 +32,7 @@ def replay(folder: Path) -> dict:
     actions = np.asarray(json.loads((folder / "actions.json").read_text())["actions"], np.float32)
     solved_at = tipped_at = None
     closest = np.inf
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         world, goal = env.world, env.goal
         body = world.objects.get(goal.get("object"))  # a reach has none
         for step, action in enumerate(actions, start=1):

@@ -13,7 +13,7 @@ import numpy as np
 
 from vid2act.idm.model import load_idm, predict_actions
 from vid2act.shipped import resolve
-from vid2act.sim.env import Env, make_scene
+from vid2act.sim.env import SceneWorld, make_scene
 from vid2act.sim.tasks import TASKS
 from vid2act.spec import SEED_RANGES
 from vid2act.spec import ACTION_SPACE
@@ -40,14 +40,14 @@ def main() -> None:
             first = SEED_RANGES["test"][0]
             for seed in range(first, first + args.seeds):
                 scene = make_scene(task, seed, split)
-                with Env(scene) as env:
+                with SceneWorld(scene) as env:
                     oracle = env.run_oracle()
                 wins[0] += oracle.success
                 for k, (_, model, _) in enumerate(models):
                     depth = oracle.depth if model.architecture.modalities == "rgbd" else None
                     actions = np.clip(predict_actions(model, oracle.rgb, depth), low, high)
                     errors[k].append((actions, oracle.actions))
-                    with Env(scene) as env:
+                    with SceneWorld(scene) as env:
                         wins[k + 1] += env.run(actions).success
             totals += wins
             n = args.seeds

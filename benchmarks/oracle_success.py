@@ -9,7 +9,7 @@ import argparse
 import time
 
 from vid2act.eval import wilson
-from vid2act.sim.env import Env, make_scene
+from vid2act.sim.env import SceneWorld, make_scene
 from vid2act.sim.tasks import TASKS
 from vid2act.spec import SEED_RANGES
 
@@ -27,7 +27,7 @@ def main() -> None:
             first = SEED_RANGES["test"][0]
             wins, steps, failed = 0, 0, []
             for seed in range(first, first + args.seeds):
-                with Env(make_scene(task, seed, split)) as env:
+                with SceneWorld(make_scene(task, seed, split)) as env:
                     rollout = env.run_oracle()
                 wins += rollout.success
                 steps += len(rollout.actions)

@@ -42,9 +42,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     from vid2act.idm.model import keyframe_poses, load_idm
-    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.env import SceneWorld, make_scene
     scene = make_scene("stack", 1_000_000, "test")
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         image, depth = env.world.render()
         start = env.world.robot.ee_target.copy()
     prompt = scene["instruction"]

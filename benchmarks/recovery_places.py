@@ -14,7 +14,7 @@ import numpy as np
 
 from vid2act.bc import Grounder
 from vid2act.data.dataset import Dataset
-from vid2act.sim.env import Env
+from vid2act.sim.env import SceneWorld
 from vid2act.video.grounding import demo_pixels
 from vid2act.video.pipeline import load_planner
 
@@ -32,7 +32,7 @@ def main() -> None:
     errors = defaultdict(lambda: defaultdict(list))  # family -> "own"/"grounded" -> [object, target] cells
     for i in range(min(args.episodes, len(data))):
         e = data.episode(i, ("rgb", "depth", "instruction", "scene", "ee_target", "actions", "task"))
-        with Env(json.loads(str(e["scene"]))) as env:
+        with SceneWorld(json.loads(str(e["scene"]))) as env:
             oracle = env.run_oracle()
         truth = demo_pixels({"scene": e["scene"], "ee_target": oracle.ee_target, "actions": oracle.actions}, grid)
         read = grounder.locate(e["rgb"][0], e["depth"][0], str(e["instruction"])).numpy()

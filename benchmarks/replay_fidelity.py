@@ -16,7 +16,7 @@ import numpy as np
 
 from vid2act.data.collect import CollectConfig, collect
 from vid2act.data.dataset import Dataset
-from vid2act.sim.env import Env
+from vid2act.sim.env import SceneWorld
 from vid2act.sim.tasks import TASKS
 
 
@@ -26,7 +26,7 @@ def replay(root: Path) -> None:
     started = time.perf_counter()
     for i in range(len(data)):
         episode = data.episode(i)
-        with Env(json.loads(episode["scene"])) as env:
+        with SceneWorld(json.loads(episode["scene"])) as env:
             rollout = env.run(episode["actions"])
         counts = tally.setdefault(episode["task"], [0, 0, 0])
         counts[0] += 1

@@ -18,7 +18,7 @@ import numpy as np
 import pybullet_data
 
 from vid2act.data.collect import CollectConfig, collect
-from vid2act.sim.env import Env, make_scene
+from vid2act.sim.env import SceneWorld, make_scene
 from vid2act.sim.robot import MOVABLE_JOINTS
 from vid2act.sim.tasks import TASKS
 
@@ -33,7 +33,7 @@ def rate(function, repeats: int) -> float:
 
 def render_rates(size) -> tuple[float, float]:
     """Frames/s of the low-poly Panda the world uses, and of pybullet_data's stock Panda in the same pose."""
-    with Env(make_scene("pick_place", 1_000_000, "test", size)) as env:
+    with SceneWorld(make_scene("pick_place", 1_000_000, "test", size)) as env:
         low_poly = rate(env.world.render, 300)
         world = env.world
         joints = [world.client.getJointState(world.robot.body, j)[0] for j in MOVABLE_JOINTS]
@@ -55,7 +55,7 @@ def main() -> None:
         low, stock = render_rates(size)
         print(f"{size[0]}x{size[1]}: low-poly Panda {low:.0f}, stock Panda {stock:.0f}, ratio {low / stock:.1f}x")
 
-    with Env(make_scene("push", 1_000_000, "test")) as env:
+    with SceneWorld(make_scene("push", 1_000_000, "test")) as env:
         physics = rate(env.world.client.stepSimulation, 3000)
     print(f"\n## physics: {physics:.0f} steps/s (240 Hz, 12 steps per frame)")
 
@@ -64,10 +64,10 @@ def main() -> None:
     for task in TASKS:
         for seed in range(1_000_000, 1_000_010):
             scene = make_scene(task, seed, "test")
-            with Env(scene) as env:
+            with SceneWorld(scene) as env:
                 actions = env.run_oracle().actions
             started = time.perf_counter()
-            with Env(scene) as env:
+            with SceneWorld(scene) as env:
                 built = time.perf_counter()
                 env.run(actions)
             total_frames += len(actions)

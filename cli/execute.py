@@ -25,7 +25,7 @@ def execute(
     from vid2act.formats import read_actions, read_scene, result_document, write_scene
     from vid2act.media import write_rollout
     from vid2act.outputs import check_apart, check_can_write, output_dir
-    from vid2act.sim.env import Env
+    from vid2act.sim.env import SceneWorld
 
     if max_steps is not None and max_steps < 0:
         raise UsageError(f"--max-steps must be 0 or more (got {max_steps})")
@@ -35,7 +35,7 @@ def execute(
     check_can_write(out, force)
     if next_scene is not None:
         check_can_write(next_scene, force)
-    with Env(document) as env:
+    with SceneWorld(document) as env:
         rollout = env.run(values, max_steps=max_steps)
         reached = env.reached_scene(len(rollout.actions)) if next_scene is not None else None
     result = result_document(document, rollout, actions_source=actions_document.get("source"),

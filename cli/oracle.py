@@ -16,13 +16,13 @@ def oracle(
     """Write the scripted expert's actions for a scene. Prints the actions file's path."""
     from vid2act.formats import read_scene, write_actions
     from vid2act.outputs import STDIO, check_apart, check_can_write
-    from vid2act.sim.env import Env
+    from vid2act.sim.env import SceneWorld
 
     check_apart({"--out": out}, {"SCENE": scene_dir})
     document = read_scene(scene_dir)
     if out != STDIO:
         check_can_write(Path(out), force)
-    with Env(document) as env:
+    with SceneWorld(document) as env:
         rollout = env.run_oracle()
     source = {"policy": "oracle", "scene": str(scene_dir), "task": document["task"], "seed": document["seed"],
               "oracle_success": rollout.success}

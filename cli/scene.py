@@ -19,12 +19,12 @@ def scene(
     """Make a reproducible start state: scene.json, start.png and start_depth.npy. Prints the folder."""
     from vid2act.formats import write_scene
     from vid2act.outputs import check_can_write, output_dir
-    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.env import SceneWorld, make_scene
 
     size = parse_image_size(image_size)
     check_can_write(out, force)
     document = make_scene(task, seed, split, size)
-    with Env(document) as env:
+    with SceneWorld(document) as env:
         rgb, depth = env.world.render()
     with output_dir(out, force) as tmp:
         write_scene(tmp, document, rgb, depth)

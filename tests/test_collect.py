@@ -11,7 +11,7 @@ import pytest
 
 from conftest import vid2act
 from vid2act.data.dataset import Dataset
-from vid2act.sim.env import Env
+from vid2act.sim.env import SceneWorld
 
 EPISODES = 12
 
@@ -56,7 +56,7 @@ def test_stored_actions_replay_to_success(dataset):
     data = Dataset(dataset)
     for i in range(len(data)):
         episode = data.episode(i)
-        with Env(json.loads(episode["scene"])) as env:
+        with SceneWorld(json.loads(episode["scene"])) as env:
             rollout = env.run(episode["actions"])
         assert rollout.success and np.array_equal(rollout.rgb, episode["rgb"])
 
@@ -138,7 +138,7 @@ def test_recovery_episodes_hand_over_to_the_expert(tmp_path):
         episode = data.episode(i)
         start = data.expert_from(i)
         assert 8 <= start < len(episode["actions"])
-        with Env(json.loads(episode["scene"])) as env:
+        with SceneWorld(json.loads(episode["scene"])) as env:
             before = env.run(episode["actions"][:start])
             assert not before.success
             assert env.run(episode["actions"][start:]).success
@@ -150,10 +150,10 @@ def test_the_expert_finishes_from_any_state_of_its_own_demonstration(task):
     with it dropped. From every tenth state of its own demonstration, a fresh expert finishes the task."""
     from vid2act.sim.env import make_scene
     scene = make_scene(task, 123, "train")
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         actions = env.run_oracle().actions
     for stop in range(5, len(actions), 10):
-        with Env(scene) as env:
+        with SceneWorld(scene) as env:
             env.run(actions[:stop])
             assert env.run_oracle().success, (task, stop)
 

@@ -109,12 +109,12 @@ def test_the_policy_interface_drives_every_policy_to_its_known_outcome(name, pla
     the action space (checked, never clipped here), and on this reach scene the oracle, the oracle's video read
     by the shipped IDM and the shipped planner's sketch succeed, the random policy does not."""
     from vid2act.policies import load_models, make_policy
-    from vid2act.sim.env import Env, Observation, make_scene
+    from vid2act.sim.env import SceneWorld, Observation, make_scene
     from vid2act.spec import check_in_space, time_limit
     scene = make_scene("reach", 1_000_003, "test")
     models = load_models(name, planner=str(tiny_planner) if planner == "tiny" else "default")
     policy = make_policy(name, models, steps=1 if planner == "tiny" else 4, replan_every=4)
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         policy.reset(scene)
         rgb, depth = env.world.render()
         steps, calls = 0, 0
@@ -176,9 +176,9 @@ def test_plan_and_sketch_move_from_the_commanded_grasp_point(tiny_planner):
     policy reads the start off the frame."""
     from vid2act.policies import load_models, make_policy
     from vid2act.sim.env import Observation
-    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.env import SceneWorld, make_scene
     scene = make_scene("push", 1_000_001, "test")
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         rgb, depth = env.world.render()
         start = env.world.robot.ee_target.copy()
     d = np.array([0.01, -0.02, 0.004])
@@ -203,11 +203,11 @@ def test_best_of_executes_the_drawing_closest_to_its_sketch(tiny_planner):
     from vid2act.idm.model import expand_keyframes, keyframe_poses
     from vid2act.policies import load_models, make_policy, sketch_disagreement
     from vid2act.sim.env import Observation
-    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.env import SceneWorld, make_scene
     from vid2act.camera import Camera
     from vid2act.video.sketch import to_world
     scene = make_scene("push", 1_000_002, "test")
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         rgb, depth = env.world.render()
         start = env.world.robot.ee_target.copy()
     models = load_models("plan", planner=str(tiny_planner))
@@ -321,10 +321,10 @@ def test_bc_with_the_planners_grounding_reads_its_heatmaps(demos, tiny_planner, 
     assert config["architecture"]["grounded"] is True
     assert (tmp_path / "bc" / "grounding" / "model.safetensors").exists()
     from vid2act.bc import load_bc
-    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.env import SceneWorld, make_scene
     policy = load_bc(str(tmp_path / "bc"))
     scene = make_scene("push", 1_000_003, "test")
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         rgb, depth = env.world.render()
     points = policy.grounder.locate(rgb, depth, scene["instruction"])
     assert points.shape == (2, 2)

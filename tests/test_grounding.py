@@ -22,9 +22,9 @@ def test_demo_points_of_a_grasp_a_push_and_a_reach():
 
 
 def test_projection_round_trips_and_matches_the_renderer():
-    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.env import SceneWorld, make_scene
     scene = make_scene("push", 1_000_001, "test", (96, 128))
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         rgb, _ = env.world.render()
         camera = env.world.camera
         for name, spec in env.world.specs.items():

@@ -267,7 +267,7 @@ def test_default_names_the_shipped_idm(rollout, tmp_path):
 @pytest.mark.slow
 def test_shipped_idm_reads_oracle_rollouts_well_enough_to_succeed():
     from vid2act.idm.model import load_idm, predict_actions
-    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.env import SceneWorld, make_scene
     from vid2act.sim.tasks import TASKS
     from vid2act.spec import ACTION_SPACE
     model, _ = load_idm("default")
@@ -275,11 +275,11 @@ def test_shipped_idm_reads_oracle_rollouts_well_enough_to_succeed():
     for task in TASKS:
         for seed in (1_000_101, 1_000_102, 1_000_103):
             scene = make_scene(task, seed, "test")
-            with Env(scene) as env:
+            with SceneWorld(scene) as env:
                 oracle = env.run_oracle()
             actions = np.clip(predict_actions(model, oracle.rgb, oracle.depth), ACTION_SPACE["low"],
                               ACTION_SPACE["high"])
-            with Env(scene) as env:
+            with SceneWorld(scene) as env:
                 wins += env.run(actions).success
             total += 1
     assert wins >= total - 2, f"{wins}/{total}"

@@ -133,15 +133,15 @@ def test_same_seed_same_plan_and_k_samples(planner, scene, tmp_path):
 def test_keyframe_translation_of_oracle_frames_succeeds():
     """A 4-frame stride plan of the oracle's own rollout, read by the shipped IDM, does the task."""
     from vid2act.idm.model import load_idm, predict_keyframe_actions
-    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.env import SceneWorld, make_scene
     from vid2act.spec import ACTION_SPACE
     model, _ = load_idm("default")
     scene = make_scene("pick_place", 1_000_004, "test")
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         oracle = env.run_oracle()
     keys = np.minimum(np.arange(0, len(oracle.rgb) + 3, 4), len(oracle.rgb) - 1)
     actions = predict_keyframe_actions(model, oracle.rgb[keys], oracle.depth[keys], stride=4)
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         assert env.run(np.clip(actions, ACTION_SPACE["low"], ACTION_SPACE["high"])).success
 
 

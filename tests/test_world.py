@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from vid2act.errors import UsageError
-from vid2act.sim.env import Env, make_scene
+from vid2act.sim.env import SceneWorld, make_scene
 from vid2act.sim.tasks import TASKS, suite_json
 from vid2act.spec import check_seed
 
@@ -11,7 +11,7 @@ from vid2act.spec import check_seed
 def test_same_scene_same_document_and_pixels():
     a, b = make_scene("stack", 1_000_123, "test"), make_scene("stack", 1_000_123, "test")
     assert a == b
-    with Env(a) as env_a, Env(b) as env_b:
+    with SceneWorld(a) as env_a, SceneWorld(b) as env_b:
         rgb_a, depth_a = env_a.world.render()
         rgb_b, depth_b = env_b.world.render()
     assert rgb_a.tobytes() == rgb_b.tobytes() and depth_a.tobytes() == depth_b.tobytes()
@@ -23,13 +23,13 @@ def test_different_seeds_differ():
 
 def test_state_round_trip_mid_episode_is_exact():
     scene = make_scene("pick_place", 1_000_002, "test")
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         actions = env.run_oracle().actions
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         env.run(actions[:15])
         middle = {**scene, "state": env.world.get_state()}
         expected = env.run(actions[15:25]).rgb
-    with Env(middle) as resumed:
+    with SceneWorld(middle) as resumed:
         again = resumed.run(actions[15:25]).rgb
     assert np.array_equal(again[0], expected[0])
     # A restore loses the solver's warm start, so allow a tiny drift, but no visible one.
@@ -38,7 +38,7 @@ def test_state_round_trip_mid_episode_is_exact():
 
 @pytest.mark.parametrize("size", [(48, 64), (96, 128), (64, 64)])
 def test_image_sizes_and_metric_depth(size):
-    with Env(make_scene("reach", 1_000_000, "test", size)) as env:
+    with SceneWorld(make_scene("reach", 1_000_000, "test", size)) as env:
         rgb, depth = env.world.render()
     assert rgb.shape == (*size, 3) and rgb.dtype == np.uint8
     assert depth.shape == size and depth.dtype == np.float32
@@ -85,15 +85,15 @@ def test_seed_outside_its_split_is_refused():
 @pytest.mark.parametrize("split,seed", [("test", 1_000_010), ("heldout", 1_000_011)])
 def test_oracle_solves_and_replay_is_exact(task, split, seed):
     scene = make_scene(task, seed, split)
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         first = env.run_oracle()
     assert first.success, first.distances
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         replay = env.run(first.actions)
     assert replay.success and np.array_equal(replay.rgb, first.rgb) and np.array_equal(replay.depth, first.depth)
 
 
 def test_nothing_happens_is_not_success():
     for task in TASKS:
-        with Env(make_scene(task, 1_000_020, "test")) as env:
+        with SceneWorld(make_scene(task, 1_000_020, "test")) as env:
             assert not env.run([np.array([0, 0, 0, 0], np.float32)] * 5).success

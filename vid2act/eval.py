@@ -68,7 +68,7 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
     from vid2act.policies import make_policy
     from vid2act.sim.env import Observation
     from vid2act.spec import time_limit
-    from vid2act.sim.env import Env, make_scene
+    from vid2act.sim.env import SceneWorld, make_scene
     from vid2act.spec import FPS
     from vid2act.video.generate import plan_document
     models = _load_models(config)
@@ -79,7 +79,7 @@ def run_episode(config: EvalConfig, task_name: str, seed: int, root: Path, relat
     scene = make_scene(task_name, seed, config.split)
     episode = Episode()
     ended_by, solved_at = "time_limit", None
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         rgb, depth = env.world.render()
         write_scene(folder / "scene", scene, rgb, depth)
         episode.frames.append(rgb)

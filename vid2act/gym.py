@@ -71,7 +71,7 @@ class TaskEnv(gymnasium.Env):
 
     # --- Gymnasium's API --------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        from vid2act.sim.env import Env, make_scene
+        from vid2act.sim.env import SceneWorld, make_scene
         super().reset(seed=seed)
         if options is not None and not isinstance(options, dict):
             raise UsageError(f"reset options must be a dict, for example {{'split': 'test'}}; got {options!r}")
@@ -88,7 +88,7 @@ class TaskEnv(gymnasium.Env):
         if instruction is not None:
             scene["instruction"] = str(instruction)
         self.close()
-        self._env = Env(scene)
+        self._env = SceneWorld(scene)
         self.scene = scene
         self._frame = self._env.world.render()
         return self._observation(), self._info()

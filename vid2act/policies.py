@@ -127,8 +127,8 @@ class OraclePolicy(_OneShot):
     name = "oracle"
 
     def episode_actions(self, scene):
-        from vid2act.sim.env import Env
-        with Env(scene) as shadow:
+        from vid2act.sim.env import SceneWorld
+        with SceneWorld(scene) as shadow:
             return shadow.run(shadow.task.oracle(shadow.world, shadow.goal), max_steps=time_limit(scene["task"])).actions
 
 
@@ -150,8 +150,8 @@ class GroundTruthVideoPolicy(_OneShot):
 
     def episode_actions(self, scene):
         from vid2act.idm.model import predict_actions
-        from vid2act.sim.env import Env
-        with Env(scene) as shadow:  # the oracle's rollout, in a world of its own
+        from vid2act.sim.env import SceneWorld
+        with SceneWorld(scene) as shadow:  # the oracle's rollout, in a world of its own
             truth = shadow.run_oracle()
         started = time.perf_counter()
         depth = truth.depth if self.idm.architecture.modalities == "rgbd" else None

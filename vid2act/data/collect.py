@@ -27,7 +27,7 @@ from vid2act.media import write_video
 from vid2act.outputs import LOCK_FILE, STDIO, check_apart, check_writable_place, clear_folder, lock_folder
 from vid2act.processes import map_in_workers
 from vid2act.shipped import path_of
-from vid2act.sim.env import Env, Observation, Rollout, make_scene
+from vid2act.sim.env import SceneWorld, Observation, Rollout, make_scene
 from vid2act.sim.tasks import TASKS, get_task
 from vid2act.spec import (ACTION_SPACE, FPS, FRAME_INTERVAL, SEED_RANGES, SPLITS, TIMESTEP, check_in_space,
                           image_size_problem, seed_range)
@@ -102,7 +102,7 @@ def join(parts: list[Rollout]) -> Rollout:
                    solved=np.concatenate([p.solved for p in parts]), success=last.success, distances=last.distances)
 
 
-def handed_over(env: Env, policy, count: int) -> Rollout | None:
+def handed_over(env: SceneWorld, policy, count: int) -> Rollout | None:
     """The policy's first `count` actions in `env` (fewer if it stops), or None if it solves the task first."""
     policy.reset(env.scene)
     parts = [env.run([])]
@@ -121,7 +121,7 @@ def handed_over(env: Env, policy, count: int) -> Rollout | None:
 
 def run_attempt(config: CollectConfig, task: str, scene: dict, index: int, attempt: int) -> tuple[Rollout | None, int]:
     """One seed's episode (None if it is passed over) and the frame the expert took over at."""
-    with Env(scene) as env:
+    with SceneWorld(scene) as env:
         if not config.recover:
             rollout = env.run_oracle()
             return (rollout if rollout.success else None), 0

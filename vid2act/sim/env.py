@@ -86,8 +86,9 @@ class Rollout:
         return int(np.argmax(self.solved)) + 1 if self.solved.any() else None
 
 
-class Env:
-    """The world of one scene, restored exactly from its scene document."""
+class SceneWorld:
+    """The world of one scene, restored exactly from its scene document, that runs actions and records the
+    rollout (no reset or step: the Gymnasium environment over it is `vid2act.gym.TaskEnv`)."""
 
     def __init__(self, scene: dict):
         self.scene = scene
