@@ -38,17 +38,18 @@ def check_can_write(path: Path, force: bool) -> None:
     standard output where a command writes a file or folder, or whose folder cannot be made (a file or a
     dangling symlink in the way) or written (read-only)."""
     path = Path(path)
-    if str(path) == STDIO:
-        raise UsageError("--out -: this command writes a file or folder, not standard output; give a path")
+    check_writable_place(path)
     if os.path.lexists(path) and not force:
         raise UsageError(f"{path} already exists; pass --force to replace it, or choose another --out")
-    check_writable_place(path)
 
 
 def check_writable_place(path: Path) -> None:
-    """The place of an output, `path` itself aside: a name short enough for its temporary twin, and a nearest
-    existing folder above it that is a folder (not a file, not a dangling symlink) and writable."""
+    """The place of an output, `path` itself aside: not standard output, a name short enough for its temporary
+    twin, and a nearest existing folder above it that is a folder (not a file, not a dangling symlink) and
+    writable. Every command's outputs go through it, runs and datasets too."""
     path = Path(path)
+    if str(path) == STDIO:
+        raise UsageError("--out -: this command writes a file or folder, not standard output; give a path")
     if len(os.fsencode(path.name)) > NAME_MAX - len(".XXXXXXXX.tmp.old") - 1:  # its temporary twin must fit too
         raise UsageError(f"cannot write {path}: its name is {len(os.fsencode(path.name))} bytes, longer than this "
                          f"file system allows ({NAME_MAX}, less the temporary suffix); choose a shorter --out")

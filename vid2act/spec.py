@@ -3,7 +3,7 @@ action space, image sizes and the task families' names. The simulator (`vid2act.
 formats (`vid2act.formats`) and the configs check against them without importing PyBullet."""
 from __future__ import annotations
 
-from vid2act.errors import UsageError
+from vid2act.errors import UsageError, Vid2ActError
 
 TIMESTEP = 1.0 / 240.0
 FRAME_INTERVAL = 12  # physics steps per action and per frame
@@ -32,8 +32,7 @@ TIME_LIMIT_FACTOR = 1.5  # every policy gets this many times its task's step lim
 def check_in_space(actions, who: str):
     """Actions [N, 4] from `who` as float64, refused (never clipped) unless every value is finite and inside its
     bounds: what every loop that drives a policy checks, as the Gymnasium environments and `execute` do."""
-    import numpy as np
-    from vid2act.errors import Vid2ActError
+    import numpy as np  # here, so that importing spec stays free of numpy
     low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
     actions = np.asarray(actions, dtype=np.float64).reshape(-1, len(low))
     outside = ~np.isfinite(actions) | (actions < low) | (actions > high)

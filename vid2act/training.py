@@ -85,8 +85,8 @@ def prepare_run(config, command: str, resume: bool, force: bool, inputs: dict) -
     run = Path(config.out)
     check_apart({"--out": config.out}, inputs)
     check_writable_place(run)
-    if str(run) == "-" or (os.path.lexists(run) and not run.is_dir()):
-        raise UsageError(f"--out {run} is {'standard output' if str(run) == '-' else 'a file'}; a run is a folder")
+    if os.path.lexists(run) and not run.is_dir():
+        raise UsageError(f"--out {run} is a file; a run is a folder")
     if not run.exists() or all(p.name == LOCK_FILE for p in run.iterdir()):
         return
     if not resume:

@@ -24,10 +24,10 @@ from vid2act.data.dataset import (DATASET_FORMAT, EXPERT_FROM, dataset_stats, ep
 from vid2act.errors import MAX_WORKERS, UsageError, Vid2ActError, check_range
 from vid2act.formats import load_json
 from vid2act.media import write_video
-from vid2act.outputs import LOCK_FILE, STDIO, check_apart, check_writable_place, clear_folder, lock_folder
+from vid2act.outputs import LOCK_FILE, check_apart, check_writable_place, clear_folder, lock_folder
 from vid2act.processes import map_in_workers
 from vid2act.shipped import path_of
-from vid2act.sim.env import SceneWorld, Observation, Rollout, make_scene
+from vid2act.sim.env import Observation, Rollout, SceneWorld, make_scene
 from vid2act.sim.tasks import TASKS, get_task
 from vid2act.spec import (ACTION_SPACE, FPS, FRAME_INTERVAL, SEED_RANGES, SPLITS, TIMESTEP, check_in_space,
                           image_size_problem, seed_range)
@@ -195,8 +195,6 @@ def prepare(config: CollectConfig, root: Path, force: bool):
     still to collect and the lock (closing it releases it)."""
     root = Path(root)
     info_path = root / "meta" / "info.json"
-    if str(root) == STDIO:
-        raise UsageError("--out -: a dataset is a folder, not standard output; give a path")
     check_writable_place(root)
     if config.recover:
         check_apart({"--out": root}, {f"--{kind}": str(path_of(getattr(config, kind), kind))
